@@ -1,0 +1,1 @@
+"""Local Kubernetes cluster for tests and the demo: control plane from Go modules, node agent."""

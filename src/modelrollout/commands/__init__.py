@@ -1,0 +1,1 @@
+"""One light module per subcommand: arguments here, the component imported only in ``run``."""

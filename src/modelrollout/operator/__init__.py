@@ -1,0 +1,1 @@
+"""The kopf operator: thin handler registration over the pure rollout core."""

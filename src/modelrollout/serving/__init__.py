@@ -1,0 +1,1 @@
+"""TF-Serving-compatible model server, evaluation runner and clients."""
