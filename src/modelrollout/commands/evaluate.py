@@ -14,7 +14,9 @@ Exit 0 when the evaluation ran, whatever the verdict. Needs the 'evaluate' extra
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, help="dataset URI (path, file://, sklearn://NAME)")
+    parser.add_argument(
+        "--dataset", required=True, help="dataset URI (path, file://, sklearn://NAME)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,9 @@ joblib only with --allow-unsafe-pickle. Needs the 'serving' extra."""
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-name", required=True, help="name clients put in ModelSpec.name")
-    parser.add_argument("--model-uri", required=True, help="artifact: path, file://, http(s)://, s3://")
+    parser.add_argument(
+        "--model-uri", required=True, help="artifact: path, file://, http(s)://, s3://"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

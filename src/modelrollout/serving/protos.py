@@ -17,8 +17,13 @@ import sys
 import types
 from typing import Any
 
-_SHELL_PACKAGES = ("tensorflow", "tensorflow.core", "tensorflow.core.framework",
-                   "tensorflow.core.example", "tensorflow.core.protobuf")
+_SHELL_PACKAGES = (
+    "tensorflow",
+    "tensorflow.core",
+    "tensorflow.core.framework",
+    "tensorflow.core.example",
+    "tensorflow.core.protobuf",
+)
 
 
 def _register_shell_packages() -> None:
@@ -34,7 +39,7 @@ def _register_shell_packages() -> None:
     root = next(iter(spec.submodule_search_locations))
     for name in _SHELL_PACKAGES:
         module = types.ModuleType(name)
-        module.__path__ = [root + name[len("tensorflow"):].replace(".", "/")]
+        module.__path__ = [root + name[len("tensorflow") :].replace(".", "/")]
         module.__package__ = name
         sys.modules[name] = module
     sys.modules["tensorflow"].__dict__["__modelrollout_shell__"] = True
