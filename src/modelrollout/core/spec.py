@@ -1,0 +1,184 @@
+"""Typed, validated views of Model and ModelVersion objects (pure: dicts in, dataclasses out).
+
+The API server already enforces the CRD schema; these views exist so the
+decision code works on named fields with defaults applied, and so a version's
+overrides merge with its Model's policy in exactly one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from modelrollout.core.gates import GateSpecError, gate_spec_from_dict
+
+GROUP = "modelrollout.io"
+API_VERSION = "v1alpha1"
+MODELS = "models"
+VERSIONS = "modelversions"
+
+LABEL_MODEL = f"{GROUP}/model"
+LABEL_VERSION = f"{GROUP}/version"
+LABEL_ROLE = f"{GROUP}/role"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "modelrollout"
+
+ANNOTATION_RETRY = f"{GROUP}/retry"
+ANNOTATION_ABORT = f"{GROUP}/abort"
+ANNOTATION_PROMOTE = f"{GROUP}/promote"
+ANNOTATION_PAUSED = f"{GROUP}/paused"
+
+
+class Phase(StrEnum):
+    """Lifecycle of a ModelVersion (docs/resources.md draws the graph)."""
+
+    PENDING = "Pending"
+    DEPLOYING = "Deploying"
+    EVALUATING = "Evaluating"
+    EVALUATION_FAILED = "EvaluationFailed"
+    PROMOTING = "Promoting"
+    STABLE = "Stable"
+    SUPERSEDED = "Superseded"
+    ROLLED_BACK = "RolledBack"
+    FAILED = "Failed"
+
+
+IN_FLIGHT = frozenset({Phase.PENDING, Phase.DEPLOYING, Phase.EVALUATING, Phase.PROMOTING})
+"""Phases of a version on its way to production."""
+REJECTED = frozenset({Phase.EVALUATION_FAILED, Phase.ROLLED_BACK, Phase.FAILED})
+"""Phases of a version that failed: never a candidate until retried."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Labelled rows for the evaluation (see the CRD for each field's meaning)."""
+
+    uri: str
+    format: str = "auto"
+    label_column: str = "label"
+    sha256: str | None = None
+    max_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The evaluation policy after a version's overrides are merged into its Model's."""
+
+    dataset: Dataset | None
+    gates: Mapping[str, Any] = field(default_factory=dict)
+    """The gates as written in the resource (parsed by ``core.gates``, the one implementation)."""
+    timeout_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """The serialized model a version serves."""
+
+    uri: str
+    sha256: str
+    format: str = "skops"
+    trusted_types: tuple[str, ...] = ()
+    allow_unsafe_formats: bool = False
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A Model's serving and rollout policy."""
+
+    name: str
+    namespace: str
+    uid: str
+    runtime: str = "sklearn"
+    replicas: int = 1
+    resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    evaluation: Mapping[str, Any] = field(default_factory=dict)
+    keep_previous_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class VersionSpec:
+    """A ModelVersion's identity, artifact and raw overrides."""
+
+    name: str
+    namespace: str
+    uid: str
+    model: str
+    version: int
+    artifact: Artifact
+    evaluation: Mapping[str, Any] = field(default_factory=dict)
+
+
+def model_from_body(body: Mapping[str, Any]) -> ModelSpec:
+    """Read a Model object (as the API server returns it) into a ModelSpec."""
+    meta, spec = body.get("metadata", {}), body.get("spec") or {}
+    resources = {
+        kind: {str(k): str(v) for k, v in (spec.get("resources") or {}).get(kind, {}).items()}
+        for kind in ("requests", "limits")
+        if (spec.get("resources") or {}).get(kind)
+    }
+    return ModelSpec(
+        name=meta["name"],
+        namespace=meta.get("namespace", ""),
+        uid=meta.get("uid", ""),
+        runtime=spec.get("runtime", "sklearn"),
+        replicas=int(spec.get("replicas", 1)),
+        resources=resources,
+        evaluation=spec.get("evaluation") or {},
+        keep_previous_seconds=int((spec.get("promotion") or {}).get("keepPreviousSeconds", 30)),
+    )
+
+
+def version_from_body(body: Mapping[str, Any]) -> VersionSpec:
+    """Read a ModelVersion object into a VersionSpec."""
+    meta, spec = body.get("metadata", {}), body.get("spec") or {}
+    art = spec.get("artifact") or {}
+    return VersionSpec(
+        name=meta["name"],
+        namespace=meta.get("namespace", ""),
+        uid=meta.get("uid", ""),
+        model=spec["model"],
+        version=int(spec["version"]),
+        artifact=Artifact(
+            uri=art["uri"],
+            sha256=art["sha256"],
+            format=art.get("format", "skops"),
+            trusted_types=tuple(art.get("trustedTypes") or ()),
+            allow_unsafe_formats=bool(art.get("allowUnsafeFormats", False)),
+        ),
+        evaluation=spec.get("evaluation") or {},
+    )
+
+
+def merged_evaluation(model: Mapping[str, Any], override: Mapping[str, Any]) -> Evaluation:
+    """Merge a version's evaluation override into its Model's, field by field."""
+    dataset_raw = {**(model.get("dataset") or {}), **(override.get("dataset") or {})}
+    gates = override.get("gates", model.get("gates") or {})
+    dataset = None
+    if dataset_raw.get("uri"):
+        dataset = Dataset(
+            uri=dataset_raw["uri"],
+            format=dataset_raw.get("format", "auto"),
+            label_column=dataset_raw.get("labelColumn", "label"),
+            sha256=dataset_raw.get("sha256"),
+            max_rows=dataset_raw.get("maxRows"),
+        )
+    timeout = override.get("timeoutSeconds", model.get("timeoutSeconds", 600))
+    return Evaluation(dataset=dataset, gates=gates, timeout_seconds=int(timeout))
+
+
+def semantic_errors(version: VersionSpec, evaluation: Evaluation) -> list[str]:
+    """What the schema cannot check: problems a person must fix in the resources."""
+    errors = []
+    if evaluation.dataset is None:
+        errors.append(
+            "no evaluation dataset: set spec.evaluation.dataset.uri on the Model or the version"
+        )
+    try:
+        gate_spec_from_dict(evaluation.gates)
+    except GateSpecError as err:
+        errors.append(f"evaluation gates: {err}")
+    if version.artifact.format != "skops" and not version.artifact.allow_unsafe_formats:
+        errors.append(f"artifact format {version.artifact.format} needs allowUnsafeFormats: true")
+    return errors
