@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from modelrollout.serving.settings import (
+    DEFAULT_GRPC_PORT,
+    DEFAULT_REST_PORT,
+    ServerSettings,
+    parse_version_label,
+)
+
 HELP = "serve one model version over the TensorFlow Serving gRPC and REST APIs"
 DESCRIPTION = """\
 Serve one scikit-learn model version over TensorFlow Serving's gRPC API
@@ -11,13 +18,103 @@ Serve one scikit-learn model version over TensorFlow Serving's gRPC API
 Prometheus metrics labelled by model and version on the REST port.
 
 Artifacts load with skops and an explicit trusted-types policy; pickle and
-joblib only with --allow-unsafe-pickle. Needs the 'serving' extra."""
+joblib only with --allow-unsafe-pickle. Needs the 'serving' extra.
+
+Readiness: grpc.health.v1 Check (service "" or the model name) answers SERVING
+only once the model is loaded; REST GET /v1/models/NAME reports AVAILABLE only
+then. A load failure exits 4 and writes the reason to the termination log.
+SIGTERM stops accepting requests, drains in-flight ones and exits 0."""
+
+
+def _label(text: str) -> tuple[str, int]:
+    try:
+        return parse_version_label(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-name", required=True, help="name clients put in ModelSpec.name")
-    parser.add_argument(
+    model = parser.add_argument_group("model")
+    model.add_argument("--model-name", required=True, help="name clients put in ModelSpec.name")
+    model.add_argument(
         "--model-uri", required=True, help="artifact: path, file://, http(s)://, s3://"
+    )
+    model.add_argument("--model-version", type=int, default=1, help="version served (default 1)")
+    model.add_argument("--sha256", help="expected SHA-256 (hex) of the artifact, checked first")
+    model.add_argument(
+        "--format",
+        dest="model_format",
+        choices=("auto", "skops", "joblib", "pickle"),
+        default="auto",
+        help="artifact format (default: from the extension; .skops otherwise)",
+    )
+    model.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="trust this fully-qualified type when loading skops (repeatable), "
+        "e.g. sklearn.tree._tree.Tree",
+    )
+    model.add_argument(
+        "--allow-unsafe-pickle",
+        action="store_true",
+        help="allow joblib/pickle artifacts (they can run arbitrary code when loaded)",
+    )
+    model.add_argument(
+        "--version-label",
+        action="append",
+        default=[],
+        type=_label,
+        metavar="LABEL=VERSION",
+        help="version label clients may use, e.g. stable=3 (repeatable)",
+    )
+    net = parser.add_argument_group("network")
+    net.add_argument("--host", default="0.0.0.0", help="bind address (default 0.0.0.0)")
+    net.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="0 disables gRPC")
+    net.add_argument("--rest-port", type=int, default=DEFAULT_REST_PORT, help="0 disables REST")
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-concurrency", type=int, default=64, help="admitted requests")
+    limits.add_argument("--workers", type=int, default=1, help="model threads")
+    limits.add_argument("--inline-rows", type=int, default=8, help="batch size run inline")
+    limits.add_argument("--max-request-bytes", type=int, default=16 * 1024 * 1024)
+    limits.add_argument("--download-timeout", type=float, default=60.0, help="seconds")
+    limits.add_argument("--max-artifact-bytes", type=int, default=2 * 1024 * 1024 * 1024)
+    limits.add_argument("--drain-timeout", type=float, default=20.0, help="seconds on SIGTERM")
+    ops = parser.add_argument_group("operations")
+    ops.add_argument("--cache-dir", help="download directory for remote artifacts")
+    ops.add_argument(
+        "--termination-log",
+        help="file for the load-failure reason (default /dev/termination-log if writable; "
+        "'' disables)",
+    )
+    ops.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+
+
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    """Translate parsed arguments into the server's settings (pure)."""
+    return ServerSettings(
+        model_name=args.model_name,
+        model_uri=args.model_uri,
+        model_version=args.model_version,
+        sha256=args.sha256,
+        model_format=args.model_format,
+        allow_unsafe_pickle=args.allow_unsafe_pickle,
+        trusted_types=tuple(args.trust),
+        version_labels=dict(args.version_label),
+        host=args.host,
+        grpc_port=args.grpc_port,
+        rest_port=args.rest_port,
+        max_concurrency=args.max_concurrency,
+        workers=args.workers,
+        inline_rows=args.inline_rows,
+        max_request_bytes=args.max_request_bytes,
+        download_timeout_s=args.download_timeout,
+        max_artifact_bytes=args.max_artifact_bytes,
+        cache_dir=args.cache_dir,
+        termination_log=args.termination_log,
+        drain_timeout_s=args.drain_timeout,
+        log_level=args.log_level,
     )
 
 
@@ -25,6 +122,6 @@ def run(args: argparse.Namespace) -> int:
     from modelrollout.cli import require_extra
 
     require_extra("serving", "grpc", "sklearn", "skops")
-    from modelrollout.serving import server
+    from modelrollout.serving.server import main
 
-    return server.main(args)
+    return main(settings_from_args(args))
