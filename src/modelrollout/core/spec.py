@@ -57,9 +57,11 @@ class Dataset:
 
     uri: str
     format: str = "auto"
-    label_column: str = "label"
+    label_column: str | None = None
     sha256: str | None = None
     max_rows: int | None = None
+    holdout_fraction: float | None = None
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -160,9 +162,11 @@ def merged_evaluation(model: Mapping[str, Any], override: Mapping[str, Any]) -> 
         dataset = Dataset(
             uri=dataset_raw["uri"],
             format=dataset_raw.get("format", "auto"),
-            label_column=dataset_raw.get("labelColumn", "label"),
+            label_column=dataset_raw.get("labelColumn"),
             sha256=dataset_raw.get("sha256"),
             max_rows=dataset_raw.get("maxRows"),
+            holdout_fraction=dataset_raw.get("holdoutFraction"),
+            seed=int(dataset_raw.get("seed", 0)),
         )
     timeout = override.get("timeoutSeconds", model.get("timeoutSeconds", 600))
     return Evaluation(dataset=dataset, gates=gates, timeout_seconds=int(timeout))
