@@ -1,0 +1,86 @@
+"""Starts one container: run as ``unshare --mount --uts --propagation private -- python -m
+modelrollout.cluster.node.launch SPEC.json``.
+
+Inside its private mount namespace it bind-mounts the pod's volumes, hosts file
+and termination-message file over the container's paths (so two pods can both
+see their own ``/mnt/models``), sets the hostname to the pod name, then
+replaces itself with the container's program.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+MS_RDONLY = 1
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+PR_SET_PDEATHSIG = 1
+EXIT_START_ERROR = 128
+"""Exit code when the container could not be started (the log says why)."""
+
+
+def _libc() -> Any:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _mount(libc: Any, source: str | None, target: str, flags: int) -> None:
+    src = source.encode() if source else None
+    if libc.mount(src, target.encode(), None, flags, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {source} on {target}: {os.strerror(err)}")
+
+
+def _mountpoint(target: str, is_file: bool) -> None:
+    path = Path(target)
+    if is_file:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.touch()
+    else:
+        path.mkdir(parents=True, exist_ok=True)
+
+
+def bind_mounts(mounts: list[dict[str, Any]]) -> None:
+    """Bind every mount (parents first); read-only ones are remounted read-only."""
+    libc = _libc()
+    for m in mounts:
+        source = Path(m["source"])
+        if not source.exists():
+            if m.get("is_file"):
+                source.parent.mkdir(parents=True, exist_ok=True)
+                source.touch()
+            else:
+                source.mkdir(parents=True, exist_ok=True)
+        _mountpoint(m["target"], source.is_file())
+        _mount(libc, str(source), m["target"], MS_BIND | MS_REC)
+        if m.get("read_only"):
+            _mount(libc, None, m["target"], MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(Path(argv[1]).read_text())
+    libc = _libc()
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    try:
+        if spec.get("hostname"):
+            socket.sethostname(spec["hostname"][:63])
+        bind_mounts(spec["mounts"])
+        workdir = spec.get("workdir") or "/"
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+        os.chdir(workdir)
+        os.execve(spec["program"], spec["argv"], spec["env"])
+    except OSError as exc:
+        print(f"modelrollout node: cannot start container: {exc}", file=sys.stderr, flush=True)
+    return EXIT_START_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
