@@ -1,0 +1,165 @@
+"""The API server enforces CRD schemas and CEL rules; the project's own CRDs are accepted."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from tests.conftest import Kubectl, wait_for
+
+pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def widget_crd(group: str) -> dict[str, Any]:
+    """A small namespaced CRD: typed fields, an enum, a minimum and one CEL rule."""
+    spec_schema = {
+        "type": "object",
+        "required": ["size"],
+        "properties": {
+            "size": {"type": "string", "enum": ["small", "large"]},
+            "minReplicas": {"type": "integer", "minimum": 0},
+            "maxReplicas": {"type": "integer", "minimum": 0},
+        },
+        "x-kubernetes-validations": [
+            {
+                "rule": "!has(self.minReplicas) || !has(self.maxReplicas)"
+                " || self.minReplicas <= self.maxReplicas",
+                "message": "minReplicas must not exceed maxReplicas",
+            }
+        ],
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {"spec": spec_schema, "status": {"type": "object"}},
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def widget_group(kubectl: Kubectl) -> Iterator[str]:
+    """A Widget CRD in a group unique to this run, applied with kubectl and Established."""
+    group = f"w{uuid.uuid4().hex[:8]}.test.modelrollout.io"
+    kubectl("apply", "-f", "-", stdin=json.dumps(widget_crd(group)))
+    kubectl("wait", "--for=condition=Established", f"crd/widgets.{group}", "--timeout=60s")
+    yield group
+    kubectl("delete", "crd", f"widgets.{group}", "--wait=false", check=False)
+
+
+def widget(name: str, group: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{group}/v1",
+        "kind": "Widget",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def test_crd_is_established_for_the_python_client(widget_group: str, k8s_api: Any) -> None:
+    crd = client.ApiextensionsV1Api(k8s_api).read_custom_resource_definition(
+        f"widgets.{widget_group}"
+    )
+    conditions = {c.type: c.status for c in crd.status.conditions}
+    assert conditions["Established"] == "True"
+    assert conditions["NamesAccepted"] == "True"
+
+
+def test_valid_object_is_stored(widget_group: str, namespace: str, k8s_api: Any) -> None:
+    api = client.CustomObjectsApi(k8s_api)
+    body = widget("ok", widget_group, size="small", minReplicas=1, maxReplicas=3)
+    api.create_namespaced_custom_object(widget_group, "v1", namespace, "widgets", body)
+    stored = api.get_namespaced_custom_object(widget_group, "v1", namespace, "widgets", "ok")
+    assert stored["spec"] == {"size": "small", "minReplicas": 1, "maxReplicas": 3}
+
+
+def test_schema_violation_is_rejected_by_kubectl(
+    widget_group: str, namespace: str, kubectl: Kubectl
+) -> None:
+    bad = widget("bad", widget_group, size="huge")
+    result = kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(bad), check=False)
+    assert result.returncode != 0
+    assert "spec.size" in result.stderr
+    assert "Unsupported value" in result.stderr
+    missing = kubectl("get", "widgets", "bad", "-n", namespace, check=False)
+    assert missing.returncode != 0
+
+
+def test_schema_violation_is_rejected_for_the_python_client(
+    widget_group: str, namespace: str, k8s_api: Any
+) -> None:
+    api = client.CustomObjectsApi(k8s_api)
+    body = widget("neg", widget_group, size="small", minReplicas=-1)
+    with pytest.raises(ApiException) as err:
+        api.create_namespaced_custom_object(widget_group, "v1", namespace, "widgets", body)
+    assert err.value.status == 422
+    assert "spec.minReplicas" in err.value.body
+
+
+def test_cel_rule_is_enforced(
+    widget_group: str, namespace: str, k8s_api: Any, kubectl: Kubectl
+) -> None:
+    api = client.CustomObjectsApi(k8s_api)
+    body = widget("cel", widget_group, size="large", minReplicas=5, maxReplicas=2)
+    with pytest.raises(ApiException) as err:
+        api.create_namespaced_custom_object(widget_group, "v1", namespace, "widgets", body)
+    assert err.value.status == 422
+    assert "minReplicas must not exceed maxReplicas" in err.value.body
+    result = kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body), check=False)
+    assert result.returncode != 0
+    assert "minReplicas must not exceed maxReplicas" in result.stderr
+
+
+def test_status_subresource_ignores_status_on_create(
+    widget_group: str, namespace: str, k8s_api: Any
+) -> None:
+    api = client.CustomObjectsApi(k8s_api)
+    body = widget("st", widget_group, size="small")
+    body["status"] = {"phase": "Set-by-create"}
+    created = api.create_namespaced_custom_object(widget_group, "v1", namespace, "widgets", body)
+    assert "status" not in created
+    patched = api.patch_namespaced_custom_object_status(
+        widget_group, "v1", namespace, "widgets", "st", {"status": {"phase": "Ready"}}
+    )
+    assert patched["status"] == {"phase": "Ready"}
+
+
+def test_project_crds_are_accepted_and_established(kubectl: Kubectl) -> None:
+    files = sorted((REPO / "crds").glob("*.yaml"))
+    assert files, "crds/ holds the project's CustomResourceDefinitions"
+    for path in files:
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+        name = yaml.safe_load(path.read_text())["metadata"]["name"]
+
+        def established(crd: str = name) -> bool:
+            out = kubectl("get", "crd", crd, "-o", "json").stdout
+            conditions = json.loads(out)["status"].get("conditions", [])
+            return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+        wait_for(f"CRD {name} Established", established)

@@ -1,0 +1,98 @@
+"""A ServiceAccount kubeconfig (TokenRequest) gets exactly what its Role grants, nothing more."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from tests.conftest import Kubectl
+
+from modelrollout.cluster.controlplane import LocalCluster
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def reader_kubeconfig(cluster: LocalCluster, namespace: str, kubectl: Kubectl) -> Path:
+    """ServiceAccount ``reader`` allowed to get/list/watch ConfigMaps in ``namespace`` only."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "configmap-reader"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "reader"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": role["metadata"]["name"],
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
+    }
+    kubectl("create", "serviceaccount", "reader", "-n", namespace)
+    for obj in (role, binding):
+        kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(obj))
+    kubectl("create", "configmap", "settings", "--from-literal=k=v", "-n", namespace)
+    return cluster.service_account_kubeconfig(namespace, "reader")
+
+
+@pytest.fixture
+def reader_api(reader_kubeconfig: Path) -> Iterator[Any]:
+    api = config.new_client_from_config(config_file=str(reader_kubeconfig))
+    yield api
+    api.close()
+
+
+def test_kubectl_as_service_account_is_allowed_what_the_role_grants(
+    reader_kubeconfig: Path, namespace: str, kubectl: Kubectl
+) -> None:
+    got = kubectl("get", "configmap", "settings", "-o", "json", kubeconfig=reader_kubeconfig)
+    assert json.loads(got.stdout)["data"] == {"k": "v"}
+    whoami = kubectl("auth", "whoami", "-o", "json", kubeconfig=reader_kubeconfig)
+    user = json.loads(whoami.stdout)["status"]["userInfo"]["username"]
+    assert user == f"system:serviceaccount:{namespace}:reader"
+
+
+def test_kubectl_as_service_account_is_refused_what_the_role_does_not_grant(
+    reader_kubeconfig: Path, namespace: str, kubectl: Kubectl
+) -> None:
+    for args in (
+        ("get", "secrets"),
+        ("create", "configmap", "new", "--from-literal=a=b"),
+        ("get", "configmaps", "-n", "default"),
+    ):
+        result = kubectl(*args, kubeconfig=reader_kubeconfig, check=False)
+        assert result.returncode != 0, args
+        assert "Forbidden" in result.stderr, (args, result.stderr)
+    can = kubectl(
+        "auth", "can-i", "delete", "configmaps", kubeconfig=reader_kubeconfig, check=False
+    )
+    assert can.stdout.strip() == "no"
+
+
+def test_python_client_as_service_account_gets_exactly_its_role(
+    reader_api: Any, namespace: str
+) -> None:
+    core = client.CoreV1Api(reader_api)
+    names = [c.metadata.name for c in core.list_namespaced_config_map(namespace).items]
+    assert "settings" in names
+    with pytest.raises(ApiException) as denied:
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": "nope"}})
+    assert denied.value.status == 403
+    with pytest.raises(ApiException) as other_ns:
+        core.list_namespaced_config_map("kube-system")
+    assert other_ns.value.status == 403
+
+
+def test_admin_kubeconfig_is_cluster_admin(kubectl: Kubectl) -> None:
+    assert kubectl("auth", "can-i", "*", "*", "--all-namespaces").stdout.strip() == "yes"
+    whoami = json.loads(kubectl("auth", "whoami", "-o", "json").stdout)
+    assert "system:masters" in whoami["status"]["userInfo"]["groups"]
