@@ -42,7 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--health-port",
         type=int,
         default=8080,
-        help="port of the liveness endpoint /healthz and of /metrics (default: %(default)s)",
+        help="port of the liveness endpoint /healthz (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--health-host",
+        default="0.0.0.0",
+        help="address of the liveness endpoint (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help="run without peering (a single replica; development only)",
+    )
+    parser.add_argument(
+        "--serving-image",
+        help="image of the model server and evaluation runner (default: modelrollout-serving)",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="log debug details")
 

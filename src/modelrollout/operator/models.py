@@ -1,0 +1,46 @@
+"""Model handling: summarize its versions into status and keep its stable Service in place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from modelrollout.core import builders
+from modelrollout.core.conditions import Stamp, model_conditions, summarize
+from modelrollout.core.state import Sibling
+from modelrollout.operator.kube import Kube
+from modelrollout.operator.settings import OperatorSettings
+
+
+def reconcile(
+    kube: Kube,
+    settings: OperatorSettings,
+    body: Mapping[str, Any],
+    versions: Iterable[Sibling],
+    now: datetime,
+) -> dict[str, Any]:
+    """Return the Model's status patch; re-create its stable Service if it went missing."""
+    meta, status = body["metadata"], body.get("status") or {}
+    stable = status.get("stableVersion")
+    if stable is not None:
+        owner = builders.Owner("Model", meta["name"], meta["uid"])
+        kube.ensure(
+            builders.stable_service(meta["namespace"], meta["name"], stable, owner, settings.images)
+        )
+    summary = summarize(stable, versions)
+    generation = int(meta.get("generation") or 1)
+    stamp = Stamp(
+        generation=generation,
+        now=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        previous=status.get("conditions") or (),
+    )
+    wanted = {
+        "phase": summary.phase,
+        "message": summary.message,
+        "canaryVersion": summary.canary_version,
+        "canaryWeight": 0 if summary.canary_version else None,
+        "observedGeneration": generation,
+        "conditions": model_conditions(stamp, summary, stable),
+    }
+    return {k: v for k, v in wanted.items() if status.get(k) != v}

@@ -1,0 +1,82 @@
+"""Every kopf registration of the operator, in one place; each forwards explicit arguments.
+
+The decorated functions only translate kopf's keyword arguments into calls of
+the handler modules (``versions``, ``models``), so the handlers stay testable
+without kopf and one file shows everything the operator reacts to.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from modelrollout.core import spec
+from modelrollout.core.state import Sibling
+from modelrollout.operator import models, observe, versions
+from modelrollout.operator.kube import Kube
+from modelrollout.operator.settings import OperatorSettings
+
+VersionIndex = kopf.Index[tuple[str, str], Sibling]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _due(memo: Any, body: kopf.Body) -> bool:
+    """Skip a pass when nothing changed on the object and its requeue time has not come."""
+    rv = body.metadata.get("resourceVersion")
+    return bool(rv != memo.get("rv") or time.monotonic() >= memo.get("next", 0.0))
+
+
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: Kube) -> None:
+    """Attach the operator's index, timers and deletion handler to ``registry``."""
+    group, version = spec.GROUP, spec.API_VERSION
+
+    @kopf.index(group, version, spec.VERSIONS, registry=registry)
+    def versions_by_model(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Sibling]:
+        key = (str(body.metadata.namespace), str(body.spec.get("model", "")))
+        return {key: observe.sibling(body)}
+
+    @kopf.timer(
+        group, version, spec.VERSIONS, registry=registry, interval=settings.tick, id="reconcile"
+    )
+    def version_timer(body: kopf.Body, patch: kopf.Patch, memo: Any, **kwargs: Any) -> None:
+        if not _due(memo, body):
+            return
+        index: VersionIndex = kwargs["versions_by_model"]
+        key = (str(body.metadata.namespace), str(body.spec.get("model", "")))
+        siblings = list(index.get(key, []))
+        decision, status = versions.reconcile(kube, settings, body, siblings, _now())
+        if status:
+            patch.status.update(status)
+        if decision.event is not None:
+            event = decision.event
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        memo["rv"] = body.metadata.get("resourceVersion")
+        memo["next"] = time.monotonic() + decision.requeue
+
+    @kopf.on.delete(group, version, spec.VERSIONS, registry=registry, id="hold-while-serving")
+    def version_deleted(body: kopf.Body, **_: Any) -> None:
+        reason = versions.deletion_hold(kube, settings, body, _now())
+        if reason is None:
+            return
+        if (body.get("status") or {}).get("reason") != "DeletionHeld":
+            kopf.event(body, type="Warning", reason="DeletionHeld", message=reason)
+            meta = body.metadata
+            status = {"reason": "DeletionHeld", "message": reason}
+            kube.patch_status(str(meta.namespace), spec.VERSIONS, str(meta.name), status)
+        raise kopf.TemporaryError(reason, delay=settings.tick * 2)
+
+    @kopf.timer(
+        group, version, spec.MODELS, registry=registry, interval=settings.tick, id="summary"
+    )
+    def model_timer(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+        index: VersionIndex = kwargs["versions_by_model"]
+        key = (str(body.metadata.namespace), str(body.metadata.name))
+        status = models.reconcile(kube, settings, body, list(index.get(key, [])), _now())
+        if status:
+            patch.status.update(status)

@@ -1,0 +1,242 @@
+"""ModelVersion handling: observe, let the pure core decide, execute, report.
+
+Everything a decision needs is read from the API server on every pass (the
+version's status, its Model, its children), so a restarted operator continues
+where the killed one stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from modelrollout.core import builders, decisions, spec
+from modelrollout.core.conditions import Stamp, version_conditions
+from modelrollout.core.spec import Phase
+from modelrollout.core.state import Action, Decision, Observed, Sibling
+from modelrollout.operator import observe
+from modelrollout.operator.kube import Kube, Obj
+from modelrollout.operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Context:
+    """One pass over one ModelVersion: the API, the settings and what was read."""
+
+    kube: Kube
+    settings: OperatorSettings
+    body: Mapping[str, Any]
+    version: spec.VersionSpec
+    model_body: Obj | None
+    model: spec.ModelSpec | None
+
+    @property
+    def ns(self) -> str:
+        return self.version.namespace
+
+    @property
+    def attempt(self) -> int:
+        return int((self.body.get("status") or {}).get("attempt") or 1)
+
+
+def load(kube: Kube, settings: OperatorSettings, body: Mapping[str, Any]) -> Context:
+    """Read the version's Model (fresh, not cached: promotion depends on it)."""
+    version = spec.version_from_body(body)
+    model_body = kube.get_custom(version.namespace, spec.MODELS, version.model)
+    model = spec.model_from_body(model_body) if model_body else None
+    return Context(kube, settings, body, version, model_body, model)
+
+
+def observed(ctx: Context, siblings: Iterable[Sibling], now: datetime) -> Observed:
+    """The world as the state machine sees it."""
+    status = ctx.body.get("status") or {}
+    name = builders.server_name(ctx.version.model, ctx.version.version)
+    deployment = ctx.kube.get_deployment(ctx.ns, name)
+    pods: list[Obj] = []
+    if deployment is not None:
+        want = int((deployment.get("spec") or {}).get("replicas") or 0)
+        ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
+        if ready < want:
+            pods = ctx.kube.pods(
+                ctx.ns, builders.labels(ctx.version.model, "server", ctx.version.version)
+            )
+    job = None
+    job_pods: list[Obj] = []
+    if status.get("phase") == Phase.EVALUATING:
+        job_name = builders.job_name(ctx.version.name, ctx.attempt)
+        job = ctx.kube.get_job(ctx.ns, job_name)
+        if job is not None:
+            job_pods = ctx.kube.pods(ctx.ns, {"job-name": job_name})
+    return Observed(
+        version=ctx.version,
+        now=now,
+        status=status,
+        annotations=(ctx.body.get("metadata") or {}).get("annotations") or {},
+        model=observe.model_state(ctx.model_body, ctx.model),
+        siblings=tuple(s for s in siblings if s.name != ctx.version.name),
+        server=observe.server_state(deployment, pods, ctx.settings.restart_limit),
+        job=observe.job_state(job, job_pods),
+    )
+
+
+def execute(ctx: Context, decision: Decision) -> None:
+    """Carry out the decision's actions, in order; each is idempotent."""
+    for action in decision.actions:
+        log.debug("%s/%s: %s", ctx.ns, ctx.version.name, action.value)
+        ACTIONS[action](ctx, decision)
+
+
+def _server_params(ctx: Context, phase: Phase) -> builders.ServerParams:
+    full = phase in (Phase.PROMOTING, Phase.STABLE) and ctx.model is not None
+    return builders.ServerParams(
+        namespace=ctx.ns,
+        model=ctx.version.model,
+        version=ctx.version.version,
+        artifact=ctx.version.artifact,
+        owner=builders.Owner("ModelVersion", ctx.version.name, ctx.version.uid),
+        replicas=ctx.model.replicas if full and ctx.model else 1,
+        resources=ctx.model.resources if ctx.model else {},
+        images=ctx.settings.images,
+    )
+
+
+def _ensure_server(ctx: Context, decision: Decision) -> None:
+    params = _server_params(ctx, decision.phase)
+    existing = ctx.kube.ensure(builders.server_deployment(params))
+    if int((existing.get("spec") or {}).get("replicas") or 0) != params.replicas:
+        ctx.kube.scale_deployment(ctx.ns, existing["metadata"]["name"], params.replicas)
+    ctx.kube.ensure(builders.server_service(params))
+
+
+def _scale_down(ctx: Context, _decision: Decision) -> None:
+    name = builders.server_name(ctx.version.model, ctx.version.version)
+    if ctx.kube.get_deployment(ctx.ns, name) is not None:
+        ctx.kube.scale_deployment(ctx.ns, name, 0)
+
+
+def _delete_server(ctx: Context, _decision: Decision) -> None:
+    name = builders.server_name(ctx.version.model, ctx.version.version)
+    ctx.kube.delete("Deployment", ctx.ns, name)
+    ctx.kube.delete("Service", ctx.ns, name)
+
+
+def _ensure_job(ctx: Context, decision: Decision) -> None:
+    assert ctx.model is not None
+    status = ctx.body.get("status") or {}
+    evaluation = spec.merged_evaluation(ctx.model.evaluation, ctx.version.evaluation)
+    assert evaluation.dataset is not None  # the Pending step failed the version otherwise
+    port = ctx.settings.images.grpc_port
+    baseline = decision.status.get("baselineVersion", status.get("baselineVersion"))
+    params = builders.JobParams(
+        namespace=ctx.ns,
+        name=builders.job_name(ctx.version.name, ctx.attempt),
+        model=ctx.version.model,
+        version=ctx.version.version,
+        dataset=evaluation.dataset,
+        gates=evaluation.gates,
+        candidate=builders.address(
+            builders.server_name(ctx.version.model, ctx.version.version), ctx.ns, port
+        ),
+        baseline=builders.address(builders.server_name(ctx.version.model, baseline), ctx.ns, port)
+        if baseline
+        else None,
+        baseline_version=baseline,
+        owner=builders.Owner("ModelVersion", ctx.version.name, ctx.version.uid),
+        timeout_seconds=evaluation.timeout_seconds,
+        images=ctx.settings.images,
+    )
+    ctx.kube.ensure(builders.evaluation_job(params))
+
+
+def _delete_job(ctx: Context, _decision: Decision) -> None:
+    ctx.kube.delete("Job", ctx.ns, builders.job_name(ctx.version.name, ctx.attempt))
+
+
+def _switch_stable(ctx: Context, decision: Decision) -> None:
+    """Point the Model's Service at this version, then record it in the Model's status."""
+    assert ctx.model is not None
+    assert ctx.model_body is not None
+    model, version = ctx.version.model, ctx.version.version
+    owner = builders.Owner("Model", model, ctx.model.uid)
+    wanted = builders.stable_service(ctx.ns, model, version, owner, ctx.settings.images)
+    existing = ctx.kube.ensure(wanted)
+    if (existing.get("spec") or {}).get("selector") != wanted["spec"]["selector"]:
+        ctx.kube.set_service_selector(ctx.ns, model, wanted["spec"]["selector"])
+    old = (ctx.model_body.get("status") or {}).get("stableVersion")
+    patch: dict[str, Any] = {
+        "stableVersion": version,
+        "stableName": ctx.version.name,
+        "serviceName": model,
+    }
+    if old != version:
+        patch["previousVersion"] = old
+        patch["promotedAt"] = decision.status.get("promotedAt")
+    ctx.kube.patch_status(ctx.ns, spec.MODELS, model, patch)
+
+
+ACTIONS = {
+    Action.ENSURE_SERVER: _ensure_server,
+    Action.SCALE_SERVER_DOWN: _scale_down,
+    Action.DELETE_SERVER: _delete_server,
+    Action.ENSURE_JOB: _ensure_job,
+    Action.DELETE_JOB: _delete_job,
+    Action.SWITCH_STABLE: _switch_stable,
+}
+
+
+def status_patch(body: Mapping[str, Any], decision: Decision, now: str) -> dict[str, Any]:
+    """The fields of status that change: phase, reason, message, conditions, decision fields."""
+    current = body.get("status") or {}
+    generation = int((body.get("metadata") or {}).get("generation") or 1)
+    stamp = Stamp(generation=generation, now=now, previous=current.get("conditions") or ())
+    wanted: dict[str, Any] = {
+        "phase": decision.phase.value,
+        "reason": decision.reason,
+        "message": decision.message,
+        "observedGeneration": generation,
+        "conditions": version_conditions(
+            stamp, decision.phase, decision.reason, decision.message, decision.paused
+        ),
+        "serviceName": builders.server_name(body["spec"]["model"], int(body["spec"]["version"])),
+        **decision.status,
+    }
+    if current.get("phase") != decision.phase.value:
+        wanted["phaseSince"] = now
+    return {k: v for k, v in wanted.items() if current.get(k) != v}
+
+
+def reconcile(
+    kube: Kube,
+    settings: OperatorSettings,
+    body: Mapping[str, Any],
+    siblings: Iterable[Sibling],
+    now: datetime,
+) -> tuple[Decision, dict[str, Any]]:
+    """One pass: returns the decision (for its Event) and the status patch to apply."""
+    ctx = load(kube, settings, body)
+    decision = decisions.decide(observed(ctx, siblings, now), settings.timing)
+    execute(ctx, decision)
+    return decision, status_patch(body, decision, _iso(now))
+
+
+def deletion_hold(
+    kube: Kube, settings: OperatorSettings, body: Mapping[str, Any], now: datetime
+) -> str | None:
+    """Why this version must not go yet (it serves alone), or None to let it go."""
+    ctx = load(kube, settings, body)
+    obs = Observed(
+        version=ctx.version,
+        now=now,
+        status=body.get("status") or {},
+        model=observe.model_state(ctx.model_body, ctx.model),
+    )
+    return decisions.deletion_hold(obs)
+
+
+def _iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,48 @@
+"""Status patches change only what changed; kopf's bookkeeping is kept out of annotations."""
+
+from __future__ import annotations
+
+import argparse
+
+import kopf
+
+from modelrollout.core.spec import Phase
+from modelrollout.core.state import Decision
+from modelrollout.operator import main, versions
+
+BODY = {
+    "metadata": {"name": "iris-v2", "generation": 1},
+    "spec": {"model": "iris", "version": 2},
+    "status": {},
+}
+
+
+def test_first_patch_sets_phase_conditions_and_since() -> None:
+    decision = Decision(Phase.DEPLOYING, "Deploying", "deploying")
+    patch = versions.status_patch(BODY, decision, "2026-01-01T00:00:00Z")
+    assert patch["phase"] == "Deploying"
+    assert patch["phaseSince"] == "2026-01-01T00:00:00Z"
+    assert patch["observedGeneration"] == 1
+    assert patch["serviceName"] == "iris-v2"
+    kinds = {c["type"]: c["status"] for c in patch["conditions"]}
+    assert kinds == {"Ready": "False", "Progressing": "True", "Degraded": "False"}
+
+
+def test_repeating_the_same_decision_patches_nothing() -> None:
+    decision = Decision(Phase.DEPLOYING, "Deploying", "deploying")
+    first = versions.status_patch(BODY, decision, "2026-01-01T00:00:00Z")
+    settled = {**BODY, "status": first}
+    assert versions.status_patch(settled, decision, "2026-01-01T00:00:09Z") == {}
+
+
+def test_kopf_bookkeeping_goes_to_status_and_peering_is_mandatory() -> None:
+    args = argparse.Namespace(
+        namespace=None, peering="mr", priority=7, health_port=1, verbose=False
+    )
+    settings = main.settings_from_args(args)
+    ks = main.kopf_settings(settings)
+    assert isinstance(ks.persistence.progress_storage, kopf.StatusProgressStorage)
+    assert isinstance(ks.persistence.diffbase_storage, kopf.StatusDiffBaseStorage)
+    assert ks.persistence.finalizer == "modelrollout.io/finalizer"
+    assert (ks.peering.name, ks.peering.priority, ks.peering.mandatory) == ("mr", 7, True)
+    assert ks.peering.clusterwide
