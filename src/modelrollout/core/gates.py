@@ -61,6 +61,10 @@ class GateSpecError(ValueError):
     """A gate specification that cannot be applied (unknown key, bad number, unknown metric)."""
 
 
+class TruncatedResultError(ValueError):
+    """A compact result that kept only its verdict (too many gated numbers for 4096 bytes)."""
+
+
 @dataclass(frozen=True)
 class MetricGate:
     """Thresholds for one metric; every field left ``None`` is not checked."""
@@ -315,10 +319,16 @@ def _number(value: Any, what: str) -> float:
 
 def gate_input_from_result(result: Mapping[str, Any]) -> GateInput:
     """Reduce a runner result (full or compact JSON, see docs/evaluation-output.md)."""
+    if result.get("truncated"):
+        raise TruncatedResultError(
+            "the compact result was truncated to fit 4096 bytes and lacks the numbers to "
+            "re-apply the gates; use its 'passed' field or the full result"
+        )
     if result.get("form") == "compact":
         comp = {
             name: Comparison(float(triple[0]), _opt(triple[1]), _opt(triple[2]))
             for name, triple in result.get("comparison", {}).items()
+            if triple[0] is not None
         }
         return GateInput(
             rows=int(result["rows"]),
@@ -336,6 +346,7 @@ def gate_input_from_result(result: Mapping[str, Any]) -> GateInput:
         comparison={
             name: Comparison(c["delta"], c.get("ci_low"), c.get("ci_high"))
             for name, c in (comparison.get("metrics") or {}).items()
+            if c.get("delta") is not None
         },
         mcnemar_p_value=(comparison.get("mcnemar") or {}).get("p_value"),
     )

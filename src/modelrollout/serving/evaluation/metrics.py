@@ -6,7 +6,10 @@ a number is either scikit-learn's or absent, never silently wrong.
 
 from __future__ import annotations
 
+import functools
+import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -73,6 +76,21 @@ class MetricSet:
         self.values[name] = None
         self.unavailable[name] = reason
 
+    def compute(self, name: str, fn: Callable[[], Any]) -> None:
+        """Store scikit-learn's value, or None with its reason when undefined (NaN/error)."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                value = float(fn())
+            except ValueError as err:
+                self.missing(name, f"scikit-learn: {err}")
+                return
+        if math.isfinite(value):
+            self.values[name] = value
+            return
+        said = "; ".join(str(w.message) for w in caught)
+        self.missing(name, f"undefined on these rows (scikit-learn: {said or value})")
+
 
 def label_set(y_true: np.ndarray, *preds: Predictions) -> np.ndarray:
     """Sorted union of true and predicted labels and any classes the targets reported."""
@@ -111,10 +129,8 @@ def classification(y_true: np.ndarray, pred: Predictions, labels: np.ndarray) ->
 
     out = MetricSet(labels=labels.tolist())
     y_pred = pred.labels
-    out.values["accuracy"] = float(m.accuracy_score(y_true, y_pred))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # y_pred classes absent from y_true: sklearn warns
-        out.values["balanced_accuracy"] = float(m.balanced_accuracy_score(y_true, y_pred))
+    out.compute("accuracy", lambda: m.accuracy_score(y_true, y_pred))
+    out.compute("balanced_accuracy", lambda: m.balanced_accuracy_score(y_true, y_pred))
     averages: list[str] = ["macro", "micro", "weighted"]
     if len(labels) == 2:
         averages.insert(0, "binary")
@@ -125,9 +141,12 @@ def classification(y_true: np.ndarray, pred: Predictions, labels: np.ndarray) ->
         kw: dict[str, Any] = {"average": avg, "zero_division": 0.0}
         if avg == "binary":
             kw["pos_label"] = labels[1]
-        out.values[f"precision_{avg}"] = float(m.precision_score(y_true, y_pred, **kw))
-        out.values[f"recall_{avg}"] = float(m.recall_score(y_true, y_pred, **kw))
-        out.values[f"f1_{avg}"] = float(m.f1_score(y_true, y_pred, **kw))
+        for name, fn in (
+            ("precision", m.precision_score),
+            ("recall", m.recall_score),
+            ("f1", m.f1_score),
+        ):
+            out.compute(f"{name}_{avg}", functools.partial(fn, y_true, y_pred, **kw))
     _probability_metrics(out, y_true, pred, labels)
     out.confusion_matrix = m.confusion_matrix(y_true, y_pred, labels=labels).tolist()
     return out
@@ -143,18 +162,16 @@ def _probability_metrics(
         out.missing("roc_auc", why)
         out.missing("log_loss", why)
         return
-    try:
-        if len(labels) == 2:
-            auc = m.roc_auc_score(y_true, proba[:, 1])
-        else:
-            auc = m.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=labels)
-        out.values["roc_auc"] = float(auc)
-    except ValueError as err:
-        out.missing("roc_auc", f"scikit-learn: {err}")
-    try:
-        out.values["log_loss"] = float(m.log_loss(y_true, proba, labels=labels))
-    except ValueError as err:
-        out.missing("log_loss", f"scikit-learn: {err}")
+    if len(labels) == 2:
+        out.compute("roc_auc", lambda: m.roc_auc_score(y_true, proba[:, 1]))
+    else:
+        out.compute(
+            "roc_auc",
+            lambda: m.roc_auc_score(
+                y_true, proba, multi_class="ovr", average="macro", labels=labels
+            ),
+        )
+    out.compute("log_loss", lambda: m.log_loss(y_true, proba, labels=labels))
 
 
 def regression(y_true: np.ndarray, pred: Predictions) -> MetricSet:
@@ -164,15 +181,15 @@ def regression(y_true: np.ndarray, pred: Predictions) -> MetricSet:
     y_pred = np.asarray(pred.labels, dtype=np.float64)
     y = np.asarray(y_true, dtype=np.float64)
     out = MetricSet()
-    out.values["mse"] = float(m.mean_squared_error(y, y_pred))
-    out.values["rmse"] = float(m.root_mean_squared_error(y, y_pred))
-    out.values["mae"] = float(m.mean_absolute_error(y, y_pred))
+    out.compute("mse", lambda: m.mean_squared_error(y, y_pred))
+    out.compute("rmse", lambda: m.root_mean_squared_error(y, y_pred))
+    out.compute("mae", lambda: m.mean_absolute_error(y, y_pred))
     if len(y) < 2:
         out.missing("r2", "R² needs at least 2 rows")
     else:
-        out.values["r2"] = float(m.r2_score(y, y_pred))
-    out.values["mape"] = float(m.mean_absolute_percentage_error(y, y_pred))
-    out.values["max_error"] = float(m.max_error(y, y_pred))
+        out.compute("r2", lambda: m.r2_score(y, y_pred))
+    out.compute("mape", lambda: m.mean_absolute_percentage_error(y, y_pred))
+    out.compute("max_error", lambda: m.max_error(y, y_pred))
     return out
 
 

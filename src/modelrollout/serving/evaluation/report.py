@@ -136,7 +136,7 @@ def _metric_bars(directory: str, full: Mapping[str, Any]) -> str:
         ax.bar(x + 0.2, values, 0.4, label="baseline")
         ax.errorbar(x - 0.2, [cand[n] for n in names], yerr=np.abs(err), fmt="none", c="k")
     ax.set_xticks(x, names, rotation=60, ha="right")
-    ax.legend()
+    ax.legend(loc="lower left")
     return _save(fig, directory, "metrics.png")
 
 

@@ -118,7 +118,7 @@ def run(settings: EvaluationSettings, stderr: TextIO = sys.stderr) -> Outcome:
         serving=serving,
         progress=progress.phase("bootstrap resamples", samples),
     )
-    full = _assemble(settings, data, found, started)
+    full = assemble(settings, data, found, started)
     report = apply_gates(settings.gates, gate_input_from_result(full))
     full["gates"] = result.gate_section(settings.gates, report)
     full["verdict"] = "passed" if report.passed else "failed"
@@ -166,7 +166,7 @@ def _side(target: client.Target, found: metrics.MetricSet) -> dict[str, Any]:
     }
 
 
-def _assemble(
+def assemble(
     settings: EvaluationSettings,
     data: datasets.Dataset,
     found: analysis.Analysis,
@@ -238,6 +238,13 @@ def write_failure(settings: EvaluationSettings, message: str) -> None:
             fh.write(result.dumps_compact(reason))
 
 
+def one_line(text: str, limit: int = 500) -> str:
+    """Whitespace collapsed, unprintable characters escaped, length bounded."""
+    flat = " ".join(text.split())
+    flat = "".join(c if c.isascii() and c.isprintable() else f"\\x{ord(c):02x}" for c in flat)
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def main(settings: EvaluationSettings) -> int:
     """Run, write, and map failures to exit codes with a one-line reason on stderr."""
     try:
@@ -249,15 +256,15 @@ def main(settings: EvaluationSettings) -> int:
 
             report.write(full, settings.report_dir, outcome.y, outcome.answers)
     except EvaluationError as err:
-        message = " ".join(str(err).split())
+        message = one_line(str(err))
         print(f"modelrollout evaluate: {message}", file=sys.stderr)
         write_failure(settings, message)
         return err.exit_code
     except OSError as err:
         print(f"modelrollout evaluate: cannot write output: {err}", file=sys.stderr)
         return exitcodes.FAILURE
-    verdict = full["verdict"]
-    print(
-        f"modelrollout evaluate: {len(full['gates']['verdicts'])} gates, {verdict}", file=sys.stderr
-    )
+    failed = [v["gate"] for v in full["gates"]["verdicts"] if not v["passed"]]
+    summary = f"failed: {', '.join(failed)}" if failed else "every gate passed"
+    rows = full["dataset"]["rows"]
+    print(f"modelrollout evaluate: {rows} rows evaluated, {summary}", file=sys.stderr)
     return exitcodes.OK
