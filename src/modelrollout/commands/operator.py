@@ -15,6 +15,15 @@ Inside a pod it uses the pod's ServiceAccount; outside, $KUBECONFIG or
 ~/.kube/config. Needs the 'operator' extra (no TensorFlow)."""
 
 
+def _priority(text: str) -> str | int:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {text!r}") from err
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
@@ -34,9 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--priority",
-        type=int,
+        type=_priority,
         default=0,
-        help="peering priority of this replica; the highest active one works (default: 0)",
+        help="peering priority of this replica; the highest live one works; 'auto' derives a "
+        "distinct one from the pod name (default: 0)",
     )
     parser.add_argument(
         "--health-port",

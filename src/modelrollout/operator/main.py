@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import socket
+import zlib
 
 import kopf
 
@@ -22,13 +25,21 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
     return OperatorSettings(
         namespaces=tuple(args.namespace or ()),
         peering=args.peering,
-        priority=args.priority,
+        priority=resolve_priority(args.priority),
         standalone=bool(getattr(args, "standalone", False)),
         health_port=args.health_port,
         health_host=getattr(args, "health_host", "0.0.0.0"),
         images=images,
         verbose=bool(args.verbose),
     )
+
+
+def resolve_priority(value: str | int) -> int:
+    """``auto`` gives each replica of one Deployment its own priority, from its pod name."""
+    if str(value) != "auto":
+        return int(value)
+    name = os.environ.get("POD_NAME") or socket.gethostname()
+    return zlib.crc32(name.encode()) % 1_000_000 + 1
 
 
 def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
@@ -46,6 +57,9 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     ks.peering.clusterwide = not settings.namespaces
     ks.peering.stealth = True
     ks.posting.level = logging.WARNING
+    # Resources are discovered once at start (the CRDs are installed before the operator):
+    # no RBAC to list CustomResourceDefinitions or Namespaces is needed.
+    ks.scanning.disabled = True
     return ks
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import kopf
+import pytest
 
 from modelrollout.core.spec import Phase
 from modelrollout.core.state import Decision
@@ -46,3 +47,14 @@ def test_kopf_bookkeeping_goes_to_status_and_peering_is_mandatory() -> None:
     assert ks.persistence.finalizer == "modelrollout.io/finalizer"
     assert (ks.peering.name, ks.peering.priority, ks.peering.mandatory) == ("mr", 7, True)
     assert ks.peering.clusterwide
+
+
+def test_auto_priority_is_stable_per_pod_and_differs_between_pods(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POD_NAME", "modelrollout-operator-5d9c-abcde")
+    first = main.resolve_priority("auto")
+    assert first == main.resolve_priority("auto")
+    monkeypatch.setenv("POD_NAME", "modelrollout-operator-5d9c-fghij")
+    assert main.resolve_priority("auto") != first
+    assert main.resolve_priority(5) == 5
