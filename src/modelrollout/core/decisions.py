@@ -54,10 +54,11 @@ def decide(obs: Observed, timing: Timing = DEFAULT_TIMING) -> Decision:
         return _with_event(obs, control_decision)
     phase = obs.phase
     if phase in IN_FLIGHT and paused(obs):
-        return Decision(phase, "Paused", f"paused by {s.ANNOTATION_PAUSED}", paused=True)
+        msg = f"paused by {s.ANNOTATION_PAUSED}"
+        return _with_event(obs, Decision(phase, "Paused", msg, paused=True))
     if phase in IN_FLIGHT and obs.model is None:
         msg = f"Model {obs.version.model!r} not found in namespace {obs.version.namespace!r}"
-        return Decision(phase, "ModelNotFound", msg, requeue=timing.idle)
+        return _with_event(obs, Decision(phase, "ModelNotFound", msg, requeue=timing.idle))
     step = {
         Phase.PENDING: _pending,
         Phase.DEPLOYING: _deploying,

@@ -58,7 +58,6 @@ class Dataset:
     uri: str
     format: str = "auto"
     label_column: str | None = None
-    sha256: str | None = None
     max_rows: int | None = None
     holdout_fraction: float | None = None
     seed: int = 0
@@ -163,7 +162,6 @@ def merged_evaluation(model: Mapping[str, Any], override: Mapping[str, Any]) -> 
             uri=dataset_raw["uri"],
             format=dataset_raw.get("format", "auto"),
             label_column=dataset_raw.get("labelColumn"),
-            sha256=dataset_raw.get("sha256"),
             max_rows=dataset_raw.get("maxRows"),
             holdout_fraction=dataset_raw.get("holdoutFraction"),
             seed=int(dataset_raw.get("seed", 0)),

@@ -92,7 +92,7 @@ def test_evaluation_job_runs_once_with_candidate_and_baseline() -> None:
     assert args[0] == "evaluate"
     assert "--candidate=iris-v2.ns.svc:8500" in args
     assert "--baseline=iris-v1.ns.svc:8500" in args
-    assert "--holdout-fraction=0.3" in args
+    assert "--holdout=0.3" in args
     assert "--seed=7" in args
     gates = next(a for a in args if a.startswith("--gates="))
     assert json.loads(gates.removeprefix("--gates=")) == params.gates
