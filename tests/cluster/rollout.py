@@ -20,17 +20,13 @@ SHA = "0" * 64
 
 
 def install_crds(kubectl: Kubectl) -> None:
-    """Apply every CRD in crds/ (idempotent) and wait until they are Established."""
-    kubectl("apply", "-f", str(CRDS))
-    names = [yaml.safe_load_all(p.read_text()) for p in sorted(CRDS.glob("*.yaml"))]
-    for docs in names:
-        for doc in docs:
-            kubectl(
-                "wait",
-                "--for=condition=Established",
-                f"crd/{doc['metadata']['name']}",
-                "--timeout=60s",
-            )
+    """Apply crds/ with kustomize (idempotent) and wait until every CRD is Established."""
+    kubectl("apply", "-k", str(CRDS))
+    for path in sorted(CRDS.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "CustomResourceDefinition":
+                name = doc["metadata"]["name"]
+                kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
 
 
 def iris_model(**spec: Any) -> dict[str, Any]:

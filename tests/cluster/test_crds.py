@@ -114,7 +114,7 @@ def test_invalid_version_is_rejected_naming_the_field(
 def test_spec_of_a_version_is_immutable(kubectl: Kubectl, namespace: str) -> None:
     assert apply(kubectl, namespace, iris_version(1)).returncode == 0
     changed = iris_version(1)
-    changed["spec"]["artifact"]["sha256"] = "0" * 64
+    changed["spec"]["artifact"]["sha256"] = "1" * 64
     result = apply(kubectl, namespace, changed)
     assert result.returncode != 0
     assert "spec is immutable" in result.stderr
