@@ -191,7 +191,8 @@ class ServedModel:
                 outputs["predictions"] = self.info.classes[np.argmax(proba, axis=1)]
         if "predictions" not in outputs and (wanted is None or "predictions" in wanted):
             outputs["predictions"] = self.runtime.predict(x)
-        return {k: outputs[k] for k in ("predictions", "probabilities") if k in outputs}
+        order = ("predictions", "probabilities")
+        return {k: outputs[k] for k in order if k in outputs and (wanted is None or k in wanted)}
 
     def classify(self, x: np.ndarray) -> tuple[tuple[str, ...], np.ndarray | None, np.ndarray]:
         """Classify: every class with its probability, or the predicted label alone.

@@ -1,0 +1,65 @@
+"""Prometheus text rendering of the server's metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from modelrollout.serving.metrics import Histogram, Metrics
+
+
+def lines(metrics: Metrics) -> set[str]:
+    return set(metrics.render().splitlines())
+
+
+def test_requests_and_latency() -> None:
+    m = Metrics("iris", 2)
+    m.record("predict", "grpc", "OK", 0.0003)
+    m.record("predict", "grpc", "OK", 0.002)
+    m.record("predict", "rest", "NOT_FOUND", 0.00005)
+    out = lines(m)
+    base = 'model="iris",version="2"'
+    assert (
+        f'modelrollout_requests_total{{{base},method="predict",protocol="grpc",code="OK"}} 2' in out
+    )
+    assert (
+        f'modelrollout_requests_total{{{base},method="predict",protocol="rest",code="NOT_FOUND"}} 1'
+        in out
+    )
+    bucket = "modelrollout_request_duration_seconds_bucket"
+    assert f'{bucket}{{{base},method="predict",le="0.0001"}} 1' in out
+    assert f'{bucket}{{{base},method="predict",le="0.0005"}} 2' in out
+    assert f'{bucket}{{{base},method="predict",le="+Inf"}} 3' in out
+    assert f'modelrollout_request_duration_seconds_count{{{base},method="predict"}} 3' in out
+
+
+def test_prediction_distribution() -> None:
+    m = Metrics('we"ird', 1)
+    m.record_labels(np.array(["a", "b", "a"]))
+    m.record_labels(np.array([7]))
+    m.record_values(np.array([-3.0, 0.5, 2000.0]))
+    out = m.render()
+    assert 'modelrollout_predictions_total{model="we\\"ird",version="1",class="a"} 2' in out
+    assert 'class="7"} 1' in out
+    assert 'modelrollout_prediction_value_count{model="we\\"ird",version="1"} 3' in out
+    assert 'modelrollout_prediction_value_bucket{model="we\\"ird",version="1",le="0"} 1' in out
+
+
+def test_histogram_observe_many_matches_observe() -> None:
+    bounds = (0.0, 1.0, 10.0)
+    one, many = Histogram(bounds), Histogram(bounds)
+    values = np.array([-1.0, 0.0, 0.5, 1.0, 5.0, 50.0])
+    for v in values:
+        one.observe(float(v))
+    many.observe_many(values)
+    assert one.counts == many.counts
+    assert one.count == many.count == 6
+    assert one.total == many.total
+
+
+def test_gauges_and_special_values() -> None:
+    m = Metrics("m", 1)
+    out = m.render()
+    assert 'modelrollout_model_loaded{model="m",version="1",runtime=""} 0' in out
+    assert 'modelrollout_model_load_duration_seconds{model="m",version="1"} NaN' in out
+    m.record_values(np.array([np.inf]))
+    assert 'modelrollout_prediction_value_sum{model="m",version="1"} +Inf' in m.render()
