@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.conftest import Kubectl, wait_for
 
 from modelrollout import exitcodes
 from modelrollout.cluster.controlplane import LocalCluster
 from modelrollout.cluster.process import ComponentError
+from tests.conftest import Kubectl, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -109,14 +109,14 @@ def test_component_that_cannot_start_fails_up_with_its_log(
         cluster.settings,
         name=f"broken-{os.getpid()}",
         state_root=tmp_path,
-        service_cluster_ip_range="not-a-cidr",
+        apiserver_args=("--no-such-flag=1",),
     )
     broken = LocalCluster(settings)
     try:
         with pytest.raises(ComponentError) as err:
             broken.up()
         assert err.value.component == "kube-apiserver"
-        assert "not-a-cidr" in str(err.value)  # the API server's own complaint, from its log
+        assert "unknown flag: --no-such-flag" in str(err.value)  # the API server's own words
         crashed = {s.name: s.state for s in broken.status()}
         assert crashed == {
             "etcd": "running",

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+
 from tests.conftest import Kubectl, wait_for
 
 pytestmark = pytest.mark.cluster

@@ -58,7 +58,7 @@ start=$SECONDS
 log "$go_version; output $out"
 log "downloading modules (cached in $(go env GOMODCACHE))"
 go mod download
-log "compiling kube-apiserver, kube-controller-manager, kubectl (-p 2; about 20-40 min cold)"
+log "compiling kube-apiserver, kube-controller-manager, kubectl (-p 2; about 6 min cold on 2 cores)"
 go build -p 2 -ldflags "$ldflags" -o "$tmp/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \

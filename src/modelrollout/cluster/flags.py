@@ -56,6 +56,9 @@ def apiserver_argv(
         f"--etcd-servers=http://{settings.host}:{ports.etcd_client}",
         f"--bind-address={settings.host}",
         f"--advertise-address={settings.host}",
+        # The API server refuses to publish a loopback address as the `kubernetes` Service's
+        # endpoint; pods reach it through KUBERNETES_SERVICE_HOST/PORT set by the node agent.
+        "--endpoint-reconciler-type=none",
         f"--secure-port={ports.apiserver}",
         f"--cert-dir={layout.apiserver_certs}",
         f"--tls-cert-file={creds.apiserver.cert}",
@@ -70,6 +73,7 @@ def apiserver_argv(
         "--allow-privileged=true",
         "--profiling=false",
         "--v=1",
+        *settings.apiserver_args,
     ]
 
 
@@ -92,6 +96,7 @@ def controller_manager_argv(
         f"--tls-cert-file={creds.controller_manager_serving.cert}",
         f"--tls-private-key-file={creds.controller_manager_serving.key}",
         f"--client-ca-file={creds.ca.cert}",
+        "--authentication-skip-lookup=true",  # no front proxy: no request-header CA to read
         f"--root-ca-file={creds.ca.cert}",
         f"--service-account-private-key-file={creds.service_account.key}",
         "--use-service-account-credentials=true",
@@ -100,4 +105,5 @@ def controller_manager_argv(
         "--leader-elect=false",
         "--profiling=false",
         "--v=1",
+        *settings.controller_manager_args,
     ]

@@ -53,6 +53,10 @@ class ClusterSettings:
     that tries one anyway stays on this machine instead of leaving it."""
     controllers: tuple[str, ...] = DEFAULT_CONTROLLERS
     """Passed to kube-controller-manager ``--controllers``."""
+    apiserver_args: tuple[str, ...] = ()
+    """Extra kube-apiserver flags, appended last (feature gates, audit, verbosity)."""
+    controller_manager_args: tuple[str, ...] = ()
+    """Extra kube-controller-manager flags, appended last."""
     startup_timeout: float = 120.0
     """Seconds each component may take to become healthy before ``up`` fails."""
     stop_timeout: float = 15.0
