@@ -26,9 +26,11 @@ def start_node_agent(cluster: LocalCluster, node_name: str = NODE_NAME) -> None:
     Harmless when it already runs. ``cluster.down()`` stops it (SIGTERM: the agent
     stops every pod process it started).
     """
+    from modelrollout.cluster.node.settings import networks_for
     from modelrollout.cluster.process import Component
 
     component = Component(COMPONENT, cluster.layout.run)
+    pods, services = networks_for(cluster.name)
     argv = [
         sys.executable,
         "-m",
@@ -36,6 +38,8 @@ def start_node_agent(cluster: LocalCluster, node_name: str = NODE_NAME) -> None:
         f"--kubeconfig={cluster.kubeconfig_path}",
         f"--state-dir={cluster.layout.root / 'node'}",
         f"--node-name={node_name}",
+        f"--pod-network={pods}",
+        f"--service-network={services}",
     ]
     component.start(argv)
     started = time.time() - 1.0

@@ -17,6 +17,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--kubeconfig", required=True, type=Path, help="admin kubeconfig")
     parser.add_argument("--state-dir", required=True, type=Path, help="pods, volumes and logs")
     parser.add_argument("--node-name", default="modelrollout-node")
+    parser.add_argument("--pod-network", default="127.10.0.0/17", help="loopback range for pods")
+    parser.add_argument(
+        "--service-network", default="127.10.128.0/17", help="loopback range for Service proxies"
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -37,7 +41,11 @@ def main(argv: list[str]) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = NodeSettings(
-        kubeconfig=args.kubeconfig, state_dir=args.state_dir, node_name=args.node_name
+        kubeconfig=args.kubeconfig,
+        state_dir=args.state_dir,
+        node_name=args.node_name,
+        pod_network=args.pod_network,
+        service_network=args.service_network,
     )
     asyncio.run(serve(settings))
     return 0

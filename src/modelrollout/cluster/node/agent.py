@@ -234,14 +234,18 @@ class NodeAgent:
 
     # ---- pod events -----------------------------------------------------------------------
     def on_pod(self, kind: str, obj: JSON) -> None:
+        self.proxies.on_pod(kind, obj)
         if kind == "SYNC":
             items = obj.get("items", [])
             seen = {p["metadata"]["uid"] for p in items}
             for uid in [u for u in self.workers if u not in seen]:
                 self._gone(uid)
             for pod in items:
-                self.on_pod("MODIFIED", pod)
+                self._on_pod("MODIFIED", pod)
             return
+        self._on_pod(kind, obj)
+
+    def _on_pod(self, kind: str, obj: JSON) -> None:
         uid = obj["metadata"]["uid"]
         if kind == "DELETED":
             self._gone(uid)
@@ -308,7 +312,6 @@ class NodeAgent:
         await asyncio.to_thread(self.register)
         log.info("node %s registered; API at %s", self.settings.node_name, self.kube.server)
         self._watch("/api/v1/services", self.proxies.on_service)
-        self._watch("/apis/discovery.k8s.io/v1/endpointslices", self.proxies.on_slice)
         self._watch("/api/v1/pods", self.on_pod)
         heartbeats = asyncio.ensure_future(self._heartbeats())
         await stopped.wait()

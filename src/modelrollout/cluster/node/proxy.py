@@ -1,5 +1,5 @@
 """Services by name: one TCP proxy per Service port on a loopback address, round-robin
-over the ready endpoints of the Service's EndpointSlices."""
+over the ready pods the Service selects."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from modelrollout.cluster.node.expand import JSON
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 2.0
-SERVICE_LABEL = "kubernetes.io/service-name"
 
 
 def is_loopback(address: str) -> bool:
@@ -24,33 +23,64 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def ready_backends(slices: list[JSON], port_name: str) -> list[tuple[str, int]]:
-    """(address, port) of every ready endpoint for the Service port named port_name.
+def _pod_ready(pod: JSON) -> bool:
+    status = pod.get("status", {})
+    conditions = status.get("conditions") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return (
+        ready and not pod["metadata"].get("deletionTimestamp") and status.get("phase") == "Running"
+    )
 
-    Only loopback addresses are returned: the proxy never sends traffic off this machine.
+
+def _target_port(pod: JSON, target: object, default: int) -> int | None:
+    if target is None or target == "":
+        return default
+    if isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
+        return int(target)
+    for container in pod["spec"].get("containers", []):
+        for port in container.get("ports") or []:
+            if port.get("name") == target:
+                return int(port["containerPort"])
+    return None
+
+
+def ready_backends(service: JSON, port: JSON, pods: list[JSON]) -> list[tuple[str, int]]:
+    """(pod IP, target port) of every ready pod the Service selects, for one Service port.
+
+    The API server refuses loopback addresses in EndpointSlices, so the agent selects
+    the endpoints itself, as the EndpointSlice controller would. Only loopback pod IPs
+    are returned: the proxy never sends traffic off this machine.
     """
-    backends: list[tuple[str, int]] = []
-    for s in slices:
-        ports = [p for p in s.get("ports") or [] if (p.get("name") or "") == port_name]
-        if not ports or ports[0].get("port") is None:
+    selector = service["spec"].get("selector") or {}
+    if not selector:
+        return []
+    namespace = service["metadata"]["namespace"]
+    backends = []
+    for pod in pods:
+        labels = pod["metadata"].get("labels") or {}
+        if pod["metadata"]["namespace"] != namespace or not _pod_ready(pod):
             continue
-        port = int(ports[0]["port"])
-        for endpoint in s.get("endpoints") or []:
-            if (endpoint.get("conditions") or {}).get("ready") is False:
-                continue
-            backends.extend((a, port) for a in endpoint.get("addresses", []) if is_loopback(a))
-    return sorted(set(backends))
+        if any(labels.get(k) != v for k, v in selector.items()):
+            continue
+        ip = pod.get("status", {}).get("podIP", "")
+        target = _target_port(pod, port.get("targetPort"), int(port["port"]))
+        if target is not None and is_loopback(ip):
+            backends.append((ip, target))
+    return sorted(backends)
 
 
-def service_address(service: JSON, pool: AddressPool) -> str | None:
-    """Where the Service's proxy listens: its ClusterIP when that is loopback, else a pool
-    address; None for headless and ExternalName Services."""
+def service_address(service: JSON, pool: AddressPool, own_address: bool = False) -> str | None:
+    """Where the Service's proxy listens: its ClusterIP when that is loopback (unless
+    own_address), else an address of the agent's pool. None for Services the proxy
+    cannot serve: headless, ExternalName, or without a selector."""
     spec = service.get("spec", {})
     if spec.get("type") == "ExternalName" or spec.get("clusterIP") == "None":
         return None
+    if not spec.get("selector"):
+        return None
     key = f"{service['metadata']['namespace']}/{service['metadata']['name']}"
     cluster_ip = spec.get("clusterIP") or ""
-    return cluster_ip if is_loopback(cluster_ip) else pool.allocate(key)
+    return cluster_ip if is_loopback(cluster_ip) and not own_address else pool.allocate(key)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -63,21 +93,22 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 class ServiceProxies:
-    """Keeps one listener per (Service, port) and the EndpointSlices they spread over."""
+    """Keeps one listener per (Service, port) and the pods they spread connections over."""
 
     def __init__(self, pool: AddressPool, names_changed: Callable[[], None]) -> None:
         self._pool = pool
         self._names_changed = names_changed
         self._services: dict[str, JSON] = {}
-        self._slices: dict[str, JSON] = {}
+        self._pods: dict[str, JSON] = {}
         self._servers: dict[tuple[str, str, int], asyncio.Server] = {}
-        self._turn: dict[tuple[str, str], int] = {}
+        self._turn: dict[tuple[str, int], int] = {}
         self._pending: set[asyncio.Future[None]] = set()
+        self._own_address: set[str] = set()
 
     def names(self) -> list[ServiceName]:
         out = []
         for key, service in self._services.items():
-            address = service_address(service, self._pool)
+            address = service_address(service, self._pool, key in self._own_address)
             if address:
                 ns, name = key.split("/", 1)
                 out.append(ServiceName(name, ns, address))
@@ -89,40 +120,43 @@ class ServiceProxies:
         elif kind == "DELETED":
             self._services.pop(_key(obj), None)
             self._pool.release(_key(obj))
+            self._own_address.discard(_key(obj))
         else:
             self._services[_key(obj)] = obj
+        self._changed()
+
+    def _changed(self) -> None:
+        """Reconcile the listeners and tell the agent that names may point elsewhere."""
         task = asyncio.ensure_future(self.reconcile())
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         self._names_changed()
 
-    def on_slice(self, kind: str, obj: JSON) -> None:
+    def on_pod(self, kind: str, obj: JSON) -> None:
+        """Every pod event of the cluster (the agent forwards its pod watch)."""
         if kind == "SYNC":
-            self._slices = {_key(o): o for o in obj.get("items", [])}
+            self._pods = {o["metadata"]["uid"]: o for o in obj.get("items", [])}
         elif kind == "DELETED":
-            self._slices.pop(_key(obj), None)
+            self._pods.pop(obj["metadata"]["uid"], None)
         else:
-            self._slices[_key(obj)] = obj
+            self._pods[obj["metadata"]["uid"]] = obj
 
-    def backends(self, service_key: str, port_name: str) -> list[tuple[str, int]]:
-        ns, name = service_key.split("/", 1)
-        slices = [
-            s
-            for s in self._slices.values()
-            if s["metadata"]["namespace"] == ns
-            and (s["metadata"].get("labels") or {}).get(SERVICE_LABEL) == name
-        ]
-        return ready_backends(slices, port_name)
+    def backends(self, service_key: str, port_number: int) -> list[tuple[str, int]]:
+        service = self._services.get(service_key)
+        if service is None:
+            return []
+        ports = [p for p in service["spec"].get("ports", []) if int(p["port"]) == port_number]
+        return ready_backends(service, ports[0], list(self._pods.values())) if ports else []
 
-    def _wanted(self) -> dict[tuple[str, str, int], str]:
-        wanted: dict[tuple[str, str, int], str] = {}
+    def _wanted(self) -> set[tuple[str, str, int]]:
+        wanted: set[tuple[str, str, int]] = set()
         for key, service in self._services.items():
-            address = service_address(service, self._pool)
+            address = service_address(service, self._pool, key in self._own_address)
             if not address:
                 continue
             for port in service["spec"].get("ports", []):
                 if port.get("protocol", "TCP") == "TCP":
-                    wanted[(key, address, int(port["port"]))] = port.get("name") or ""
+                    wanted.add((key, address, int(port["port"])))
         return wanted
 
     async def reconcile(self) -> None:
@@ -131,7 +165,7 @@ class ServiceProxies:
         for listen_key in list(self._servers):
             if listen_key not in wanted:
                 self._servers.pop(listen_key).close()
-        for listen_key, port_name in wanted.items():
+        for listen_key in wanted:
             if listen_key in self._servers:
                 continue
             service_key, address, port = listen_key
@@ -140,7 +174,7 @@ class ServiceProxies:
                 r: asyncio.StreamReader,
                 w: asyncio.StreamWriter,
                 k: str = service_key,
-                p: str = port_name,
+                p: int = port,
             ) -> None:
                 await self._forward(k, p, r, w)
 
@@ -150,19 +184,24 @@ class ServiceProxies:
                 log.warning(
                     "service %s: cannot listen on %s:%d: %s", service_key, address, port, exc
                 )
+                if service_key not in self._own_address:
+                    # Its ClusterIP is taken (another local cluster has the same range):
+                    # move the Service to an address of our own pool; its names follow.
+                    self._own_address.add(service_key)
+                    self._changed()
                 continue
             self._servers[listen_key] = server
 
     async def _forward(
         self,
         service_key: str,
-        port_name: str,
+        port_number: int,
         client_r: asyncio.StreamReader,
         client_w: asyncio.StreamWriter,
     ) -> None:
-        backends = self.backends(service_key, port_name)
-        turn = self._turn.get((service_key, port_name), 0)
-        self._turn[(service_key, port_name)] = turn + 1
+        backends = self.backends(service_key, port_number)
+        turn = self._turn.get((service_key, port_number), 0)
+        self._turn[(service_key, port_number)] = turn + 1
         upstream = None
         for i in range(len(backends)):
             host, port = backends[(turn + i) % len(backends)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -31,10 +32,10 @@ class NodeSettings:
     """The virtualenv whose programs stand in for the project's images."""
     image_suffixes: tuple[str, ...] = DEFAULT_IMAGE_SUFFIXES
     """An image runs locally when its repository equals or ends with '/'+ one of these."""
-    pod_network: str = "127.10.0.0/16"
-    """Loopback range pod addresses are allocated from."""
-    service_network: str = "127.11.0.0/16"
-    """Loopback range for the per-Service proxies (used unless a ClusterIP is in 127/8)."""
+    pod_network: str = "127.10.0.0/17"
+    """Loopback range pod addresses are allocated from (see ``networks_for``)."""
+    service_network: str = "127.10.128.0/17"
+    """Loopback range for Service proxies whose ClusterIP is not in 127/8 or is taken."""
     host_ip: str = "127.0.0.1"
     """The node's address, reported as status.hostIP and the Node's InternalIP."""
     capacity: dict[str, str] = field(
@@ -53,6 +54,13 @@ class NodeSettings:
     """Safety net: every pod worker re-evaluates its pod at least this often."""
     token_expiration_seconds: int = 3600
     """Lifetime requested for projected service-account tokens when the pod does not say."""
+
+
+def networks_for(cluster_name: str) -> tuple[str, str]:
+    """(pod network, service network) of a cluster: ``127.N.0.0/17`` and ``127.N.128.0/17``
+    with N in 10..189 derived from the name, so two local clusters' pods rarely share a range."""
+    octet = 10 + int(hashlib.sha256(cluster_name.encode()).hexdigest(), 16) % 180
+    return f"127.{octet}.0.0/17", f"127.{octet}.128.0/17"
 
 
 def image_repository(image: str) -> str:

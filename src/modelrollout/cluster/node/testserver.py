@@ -60,6 +60,7 @@ def main(argv: list[str]) -> int:
     s = sub.add_parser("serve")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--tag", default="", help="ignored: marks the process in the process table")
     f = sub.add_parser("fetch")
     f.add_argument("url")
     f.add_argument("--count", type=int, default=10)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from modelrollout.cluster.node.expand import ConfigError
@@ -118,21 +120,31 @@ def test_condition_transition_time_kept_while_status_unchanged() -> None:
     }
 
 
-def test_ready_backends_use_ready_loopback_endpoints_of_the_named_port() -> None:
-    slices = [
-        {
-            "ports": [{"name": "http", "port": 8080}],
-            "endpoints": [
-                {"addresses": ["127.10.0.2"], "conditions": {"ready": True}},
-                {"addresses": ["127.10.0.3"], "conditions": {"ready": False}},
-                {"addresses": ["10.1.2.3"], "conditions": {"ready": True}},
-                {"addresses": ["127.10.0.4"], "conditions": {}},
-            ],
+def backend_pod(name: str, ip: str, *, ready: bool = True, app: str = "web") -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "ns", "uid": name, "labels": {"app": app}},
+        "spec": {"containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]},
+        "status": {
+            "phase": "Running",
+            "podIP": ip,
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
         },
-        {
-            "ports": [{"name": "metrics", "port": 9090}],
-            "endpoints": [{"addresses": ["127.10.0.9"]}],
-        },
+    }
+
+
+def test_ready_backends_are_ready_selected_loopback_pods_at_the_target_port() -> None:
+    service = {"metadata": {"namespace": "ns"}, "spec": {"selector": {"app": "web"}}}
+    pods = [
+        backend_pod("a", "127.10.0.2"),
+        backend_pod("b", "127.10.0.3", ready=False),
+        backend_pod("c", "10.1.2.3"),
+        backend_pod("d", "127.10.0.4"),
+        backend_pod("e", "127.10.0.5", app="other"),
     ]
-    assert ready_backends(slices, "http") == [("127.10.0.2", 8080), ("127.10.0.4", 8080)]
-    assert ready_backends(slices, "grpc") == []
+    named = {"port": 80, "targetPort": "http"}
+    assert ready_backends(service, named, pods) == [("127.10.0.2", 8080), ("127.10.0.4", 8080)]
+    numbered = {"port": 80, "targetPort": 9000}
+    assert ready_backends(service, numbered, pods)[0] == ("127.10.0.2", 9000)
+    assert ready_backends(service, {"port": 80, "targetPort": "grpc"}, pods) == []
+    no_selector = {"metadata": {"namespace": "ns"}, "spec": {}}
+    assert ready_backends(no_selector, named, pods) == []
