@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     targets.add_argument("--baseline-version", type=int, help="baseline version number")
     targets.add_argument("--baseline-label", help="baseline version label")
     targets.add_argument("--protocol", choices=["grpc", "rest"], default="grpc")
-    targets.add_argument("--batch-size", type=int, default=256, help="rows per request")
+    targets.add_argument("--batch-size", type=int, default=1024, help="rows per request")
     targets.add_argument("--concurrency", type=int, default=4, help="requests in flight")
     targets.add_argument("--deadline", type=float, default=30.0, help="seconds per request")
     targets.add_argument("--retries", type=int, default=5, help="retries on UNAVAILABLE")

@@ -56,8 +56,10 @@ class Target:
 class ClientSettings:
     """How hard the client pushes and how patient it is."""
 
-    batch_size: int = 256
-    """Rows per Predict request."""
+    batch_size: int = 1024
+    """Rows per Predict request (fewer when ``max_request_bytes`` says so)."""
+    max_request_bytes: int = 4 * 1024 * 1024
+    """Cap on a request's feature payload, so wide rows do not hit server message limits."""
     concurrency: int = 4
     """Requests in flight at once."""
     deadline_s: float = 30.0
@@ -118,9 +120,8 @@ def score(
         else _RestCaller(target, settings)
     )
     stats = _Stats()
-    bounds = [
-        (i, min(i + settings.batch_size, len(x))) for i in range(0, len(x), settings.batch_size)
-    ]
+    size = max(1, min(settings.batch_size, settings.max_request_bytes // (8 * x.shape[1] or 8)))
+    bounds = [(i, min(i + size, len(x))) for i in range(0, len(x), size)]
     results: list[tuple[np.ndarray, np.ndarray | None] | None] = [None] * len(bounds)
     start = time.perf_counter()
     done_rows = 0

@@ -129,15 +129,16 @@ def _encode(
         yf = np.asarray(y, np.float64)
         return (
             yf,
-            stats.Encoded(np.asarray(cand.labels, np.float64), None),
-            stats.Encoded(np.asarray(base.labels, np.float64), None),
+            stats.Encoded(np.asarray(cand.labels, np.float64)),
+            stats.Encoded(np.asarray(base.labels, np.float64)),
             0,
         )
+    y_idx = np.searchsorted(labels, y)
     encoded = []
     for pred in (cand, base):
         proba, _ = metrics.probability_columns(pred, labels)
-        encoded.append(stats.Encoded(np.searchsorted(labels, pred.labels), proba))
-    return np.searchsorted(labels, y), encoded[0], encoded[1], len(labels)
+        encoded.append(stats.encode(y_idx, np.searchsorted(labels, pred.labels), proba))
+    return y_idx, encoded[0], encoded[1], len(labels)
 
 
 def serving_section(score: Any, rows: int) -> dict[str, float | None]:

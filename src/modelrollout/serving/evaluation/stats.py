@@ -25,8 +25,24 @@ class Encoded:
 
     pred: np.ndarray
     """Predicted class indices (classification) or values (regression)."""
-    proba: np.ndarray | None
-    """Probabilities in label order, or None."""
+    row_loss: np.ndarray | None = None
+    """Per-row log loss (resample-independent), or None without probabilities."""
+    auc_parts: tuple[tuple[np.ndarray, np.ndarray, int], ...] = ()
+    """Per one-vs-rest column: (rank of each row's score, positive mask, distinct scores)."""
+
+
+def encode(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None) -> Encoded:
+    """Precompute what does not depend on the resample (sorting, logs)."""
+    if proba is None:
+        return Encoded(pred)
+    p = np.clip(proba, _EPS, 1 - _EPS)  # as scikit-learn 1.9: clipped, not renormalised
+    row_loss = -np.log(p[np.arange(len(y)), y])
+    columns = [1] if proba.shape[1] == 2 else range(proba.shape[1])
+    parts = []
+    for c in columns:
+        uniq, inv = np.unique(proba[:, c], return_inverse=True)
+        parts.append((inv, y == c, len(uniq)))
+    return Encoded(pred, row_loss, tuple(parts))
 
 
 @dataclass(frozen=True)
@@ -69,36 +85,23 @@ def weighted_classification(
         out[f"{name}_micro"] = out["accuracy"]
         if k == 2:
             out[f"{name}_binary"] = float(vec[1])
-    if enc.proba is not None:
-        out["log_loss"] = _weighted_log_loss(y, enc.proba, w)
-        out["roc_auc"] = _weighted_auc(y, enc.proba, w)
+    if enc.row_loss is not None:
+        out["log_loss"] = float(np.sum(w * enc.row_loss) / total)
+        aucs = [_binary_auc(inv, pos, n, w) for inv, pos, n in enc.auc_parts]
+        valid = [a for a in aucs if not np.isnan(a)]
+        out["roc_auc"] = float(np.mean(valid)) if valid else float("nan")
     return out
 
 
-def _weighted_log_loss(y: np.ndarray, proba: np.ndarray, w: np.ndarray) -> float:
-    p = np.clip(proba / proba.sum(axis=1, keepdims=True), _EPS, 1 - _EPS)
-    losses = -np.log(p[np.arange(len(y)), y])
-    return float(np.sum(w * losses) / np.sum(w))
-
-
-def _binary_auc(score: np.ndarray, pos: np.ndarray, w: np.ndarray) -> float:
+def _binary_auc(inv: np.ndarray, pos: np.ndarray, n_scores: int, w: np.ndarray) -> float:
     """Mann-Whitney form of the ROC AUC with row weights (ties count one half)."""
-    uniq, inv = np.unique(score, return_inverse=True)
-    wp = np.bincount(inv, weights=w * pos, minlength=len(uniq))
-    wn = np.bincount(inv, weights=w * ~pos, minlength=len(uniq))
+    wp = np.bincount(inv, weights=w * pos, minlength=n_scores)
+    wn = np.bincount(inv, weights=w, minlength=n_scores) - wp
     total_p, total_n = wp.sum(), wn.sum()
     if total_p == 0 or total_n == 0:
         return float("nan")
-    below = np.cumsum(wn) - wn
-    return float(np.sum(wp * (below + 0.5 * wn)) / (total_p * total_n))
-
-
-def _weighted_auc(y: np.ndarray, proba: np.ndarray, w: np.ndarray) -> float:
-    if proba.shape[1] == 2:
-        return _binary_auc(proba[:, 1], y == 1, w)
-    aucs = [_binary_auc(proba[:, c], y == c, w) for c in range(proba.shape[1])]
-    valid = [a for a in aucs if not np.isnan(a)]
-    return float(np.mean(valid)) if valid else float("nan")
+    # Negatives strictly below each score, plus half of the tied ones.
+    return float((wp @ np.cumsum(wn) - 0.5 * (wp @ wn)) / (total_p * total_n))
 
 
 def weighted_regression(y: np.ndarray, enc: Encoded, w: np.ndarray) -> dict[str, float]:

@@ -29,7 +29,7 @@ def test_classification_kernel_equals_sklearn_on_resampled_rows(k: int, seed: in
     proba[np.arange(n), y] += 0.5
     proba /= proba.sum(axis=1, keepdims=True)
     idx, w = _resample(n, seed + 10)
-    got = stats.weighted_classification(y, stats.Encoded(pred, proba), k, w)
+    got = stats.weighted_classification(y, stats.encode(y, pred, proba), k, w)
     want = classification(y[idx], Predictions(pred[idx], proba[idx]), np.arange(k))
     assert set(want.unavailable) == (
         set() if k == 2 else {"precision_binary", "recall_binary", "f1_binary"}
@@ -45,7 +45,7 @@ def test_regression_kernel_equals_sklearn_on_resampled_rows() -> None:
     y = rng.normal(10, 3, 200)
     pred = y + rng.normal(0, 1, 200)
     idx, w = _resample(200, 6)
-    got = stats.weighted_regression(y, stats.Encoded(pred, None), w)
+    got = stats.weighted_regression(y, stats.Encoded(pred), w)
     want = regression(y[idx], Predictions(pred[idx]))
     for name, value in want.values.items():
         assert got[name] == pytest.approx(value, rel=1e-9), name
@@ -69,7 +69,7 @@ def test_bootstrap_is_seeded_and_brackets_the_delta() -> None:
     y = rng.integers(0, 2, 400)
     good = np.where(rng.random(400) < 0.9, y, 1 - y)
     bad = np.where(rng.random(400) < 0.6, y, 1 - y)
-    args = (stats.Encoded(bad, None), stats.Encoded(good, None))
+    args = (stats.Encoded(bad), stats.Encoded(good))
     kw = {"n_labels": 2, "samples": 200, "seed": 7, "confidence": 0.95}
     first = stats.paired_bootstrap("classification", y, *args, **kw)  # type: ignore[arg-type]
     second = stats.paired_bootstrap("classification", y, *args, **kw)  # type: ignore[arg-type]
