@@ -53,13 +53,14 @@ def do_up(cluster: LocalCluster, with_node: bool) -> int:
     print(f"cluster {cluster.name}: starting in {cluster.layout.root}", file=sys.stderr)
     try:
         cluster.up()
+        hook = node_hook() if with_node else None
+        if callable(hook):
+            hook(cluster)
     except ComponentError as err:
         print(f"cluster {cluster.name}: FAILED: {err}", file=sys.stderr)
-        print(f"logs: {cluster.layout.run}; clean up: modelrollout cluster down", file=sys.stderr)
+        down = f"modelrollout cluster down --name {cluster.name}"
+        print(f"logs: {cluster.layout.run}; clean up: {down}", file=sys.stderr)
         return exitcodes.FAILURE
-    hook = node_hook() if with_node else None
-    if callable(hook):
-        hook(cluster)
     took = time.monotonic() - started
     print(f"cluster {cluster.name}: ready at {cluster.server_url} ({took:.1f} s)", file=sys.stderr)
     print(f'use it: eval "$(modelrollout cluster env --name {cluster.name})"', file=sys.stderr)
