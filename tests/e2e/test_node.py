@@ -208,3 +208,41 @@ def test_deleting_the_namespace_leaves_no_process_behind(
         timeout=120,
     )
     assert processes_with(name) == []
+
+
+def test_pod_uses_the_api_with_its_service_account_like_in_a_cluster(
+    node: str, namespace: str, kubectl: Kubectl
+) -> None:
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "pod-reader"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
+    }
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader"}}
+    code = (
+        "from kubernetes import client, config\n"
+        "config.load_incluster_config()\n"
+        "ns = open('/var/run/secrets/kubernetes.io/serviceaccount/namespace').read()\n"
+        "pods = client.CoreV1Api().list_namespaced_pod(ns).items\n"
+        "try:\n"
+        "    client.CoreV1Api().list_namespaced_secret(ns)\n"
+        "    verdict = 'secrets allowed'\n"
+        "except client.ApiException as exc:\n"
+        "    verdict = f'secrets {exc.status}'\n"
+        "open('/dev/termination-log', 'w').write(f'{ns} {len(pods)} {verdict}')\n"
+    )
+    reader = job("reader", ["python", "-c", code])
+    reader["spec"]["template"]["spec"]["serviceAccountName"] = "reader"
+    apply(kubectl, namespace, account, role, binding, reader)
+    wait_for("reader complete", lambda: job_condition(kubectl, namespace, "reader") == "Complete")
+    pod = job_pod(kubectl, namespace, "reader")
+    message = pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
+    assert message == f"{namespace} 1 secrets 403"

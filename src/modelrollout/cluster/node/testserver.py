@@ -3,6 +3,9 @@ and a client that counts which pods answered a Service.
 
     python -m modelrollout.cluster.node.testserver serve --host $(POD_IP) --port 8080
     python -m modelrollout.cluster.node.testserver fetch http://web.ns.svc:8080/ --count 20
+
+``serve --grpc-port`` adds a grpc.health.v1 server (for gRPC probes) that reports
+SERVING once ``--ready-file`` exists.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -35,10 +39,38 @@ class Handler(BaseHTTPRequestHandler):
         """Quiet: one line per request would drown the pod log."""
 
 
-def serve(host: str, port: int) -> int:
+def grpc_health(host: str, port: int, ready_file: Path | None) -> Any:
+    """A gRPC server with only grpc.health.v1: SERVING once ready_file exists (or at once)."""
+    import threading
+    from concurrent import futures
+
+    import grpc
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    server.add_insecure_port(f"{host}:{port}")
+    server.start()
+
+    def follow() -> None:
+        serving = health_pb2.HealthCheckResponse.SERVING
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        while True:
+            ready = ready_file is None or ready_file.exists()
+            servicer.set("", serving if ready else not_serving)
+            threading.Event().wait(0.2)
+
+    threading.Thread(target=follow, daemon=True).start()
+    return server
+
+
+def serve(host: str, port: int, grpc_port: int, ready_file: Path | None) -> int:
+    keep = grpc_health(host, grpc_port, ready_file) if grpc_port else None
     server = ThreadingHTTPServer((host, port), Handler)
     print(f"serving on {host}:{port} as {socket.gethostname()}", flush=True)
     server.serve_forever()
+    del keep
     return 0
 
 
@@ -60,6 +92,8 @@ def main(argv: list[str]) -> int:
     s = sub.add_parser("serve")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--grpc-port", type=int, default=0, help="also serve grpc.health.v1 here")
+    s.add_argument("--ready-file", type=Path, help="gRPC health is SERVING once this exists")
     s.add_argument("--tag", default="", help="ignored: marks the process in the process table")
     f = sub.add_parser("fetch")
     f.add_argument("url")
@@ -67,7 +101,7 @@ def main(argv: list[str]) -> int:
     f.add_argument("--message-file", type=Path, default=Path("/dev/termination-log"))
     args = parser.parse_args(argv)
     if args.cmd == "serve":
-        return serve(args.host, args.port)
+        return serve(args.host, args.port, args.grpc_port, args.ready_file)
     return fetch(args.url, args.count, args.message_file)
 
 
