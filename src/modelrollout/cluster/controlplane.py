@@ -14,6 +14,8 @@ in ``cluster.json``, so two clusters with different names never collide.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import ipaddress
 import json
@@ -21,7 +23,7 @@ import logging
 import shutil
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,7 +139,10 @@ class LocalCluster:
         unhealthy, and binaries.BinariesMissingError when nothing is built yet.
         """
         bin_dir = self.bin_dir
-        self.layout.root.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            self._up(bin_dir)
+
+    def _up(self, bin_dir: Path) -> None:
         creds = self._ensure_pki()
         ports = self._ensure_ports()
         self._write_kubeconfigs(ports)
@@ -178,12 +183,23 @@ class LocalCluster:
     def down(self, *, keep_state: bool = False) -> None:
         """Stop every process group (extras first, then the control plane in reverse order,
         SIGTERM then SIGKILL) and remove the state dir unless ``keep_state``."""
-        for extra in self.extra_components():
-            extra.stop(self.settings.stop_timeout)
-        for name in reversed(COMPONENTS):
-            self.components[name].stop(self.settings.stop_timeout)
-        if not keep_state:
-            shutil.rmtree(self.layout.root, ignore_errors=True)
+        if not self.layout.root.exists():
+            return
+        with self._locked():
+            for extra in self.extra_components():
+                extra.stop(self.settings.stop_timeout)
+            for name in reversed(COMPONENTS):
+                self.components[name].stop(self.settings.stop_timeout)
+            if not keep_state:
+                shutil.rmtree(self.layout.root, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialize ``up``/``down`` of one cluster across processes (an flock in its dir)."""
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        with (self.layout.root / ".lock").open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     def status(self) -> list[ComponentStatus]:
         """Each component's state and health; a crashed one comes with its last log lines."""
