@@ -10,7 +10,6 @@ graceful draining are handled; errors map to HTTP statuses in one place.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import replace
@@ -198,7 +197,7 @@ class RestServer:
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    return restcodec.dumps(value)
 
 
 def _error_body(message: str) -> bytes:

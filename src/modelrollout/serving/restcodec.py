@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,18 @@ import numpy as np
 from modelrollout.serving.dataplane import ModelSpec, VersionStatus
 from modelrollout.serving.errors import InvalidArgument
 from modelrollout.serving.model import INPUT_NAME, Signature
+
+
+def _json_backend() -> tuple[Callable[[bytes], Any], Callable[[Any], bytes]]:
+    """orjson when installed (5-10x faster on numeric payloads), else the standard library."""
+    try:
+        import orjson
+    except ImportError:
+        return json.loads, lambda value: json.dumps(value, separators=(",", ":")).encode()
+    return orjson.loads, orjson.dumps
+
+
+loads, dumps = _json_backend()
 
 # /v1/models/NAME[/versions/N | /labels/L][:verb | /metadata]
 _PATH = re.compile(
@@ -50,7 +63,7 @@ def parse_path(http_method: str, path: str) -> Route | None:
 def load_object(body: bytes) -> dict[str, Any]:
     """The request body as a JSON object, or INVALID_ARGUMENT saying what is wrong."""
     try:
-        value = json.loads(body)
+        value = loads(body)
     except (ValueError, UnicodeDecodeError) as err:
         raise InvalidArgument(f"JSON Parse error: {err}") from err
     if not isinstance(value, dict):
