@@ -7,12 +7,19 @@ cluster from the RBAC in manifests/, exactly the permissions a real install has.
 from __future__ import annotations
 
 import copy
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.conftest import Kubectl
+from tests.conftest import Kubectl, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"
@@ -52,3 +59,112 @@ def iris_version(n: int, sha256: str = SHA, uri: str | None = None) -> dict[str,
 
 def deep(obj: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(obj)
+
+
+MANIFESTS = REPO / "manifests" / "base"
+OPERATOR_NS = "modelrollout-system"
+OPERATOR_SA = "modelrollout-operator"
+
+
+def install_operator_rbac(kubectl: Kubectl, cluster: Any) -> Path:
+    """Apply the ServiceAccount, RBAC and peering object of manifests/base; return a
+    kubeconfig that acts as that ServiceAccount (exactly the permissions of an install)."""
+    install_crds(kubectl)
+    for name in ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml", "peering.yaml"):
+        kubectl("apply", "-f", str(MANIFESTS / name))
+    wait_for(
+        "the operator ServiceAccount",
+        lambda: kubectl("get", "sa", OPERATOR_SA, "-n", OPERATOR_NS, check=False).returncode == 0,
+    )
+    return Path(cluster.service_account_kubeconfig(OPERATOR_NS, OPERATOR_SA))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OperatorProcess:
+    """`modelrollout operator` as a subprocess, as a Deployment's container would run it."""
+
+    def __init__(self, kubeconfig: Path, log_dir: Path, priority: int = 100) -> None:
+        self.kubeconfig = kubeconfig
+        self.priority = priority
+        self.port = free_port()
+        self.log_path = log_dir / f"operator-{priority}-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        args = [
+            sys.executable,
+            "-m",
+            "modelrollout",
+            "operator",
+            "--all-namespaces",
+            "--peering=modelrollout",
+            f"--priority={self.priority}",
+            "--health-host=127.0.0.1",
+            f"--health-port={self.port}",
+            "--peering-lifetime=10",
+        ]
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        wait_for(f"operator liveness on port {self.port}", self.healthy, timeout=60)
+        return self
+
+    def healthy(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"operator exited {self.proc.returncode}:\n{self.log_tail()}")
+        try:
+            url = f"http://127.0.0.1:{self.port}/healthz"
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as when a node dies."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def get_json(kubectl: Kubectl, ns: str, *what: str) -> dict[str, Any]:
+    out = kubectl("get", *what, "-n", ns, "-o", "json", check=False)
+    return dict(json.loads(out.stdout)) if out.returncode == 0 else {}
+
+
+def apply_obj(kubectl: Kubectl, ns: str, obj: dict[str, Any]) -> None:
+    kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(obj))
+
+
+def phase_of(kubectl: Kubectl, ns: str, name: str) -> str:
+    return str((get_json(kubectl, ns, "mv", name).get("status") or {}).get("phase") or "")
+
+
+def wait_phase(
+    kubectl: Kubectl, ns: str, name: str, phases: set[str], timeout: float = 90
+) -> dict[str, Any]:
+    """Wait until the ModelVersion is in one of ``phases``; return the object."""
+
+    def check() -> dict[str, Any] | None:
+        obj = get_json(kubectl, ns, "mv", name)
+        return obj if (obj.get("status") or {}).get("phase") in phases else None
+
+    return dict(wait_for(f"{name} in {sorted(phases)}", check, timeout=timeout, interval=0.5))

@@ -49,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "distinct one from the pod name (default: 0)",
     )
     parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=60,
+        help="seconds a replica's heartbeat counts; a standby takes over this long after "
+        "the active replica dies (default: %(default)s)",
+    )
+    parser.add_argument(
         "--health-port",
         type=int,
         default=8080,

@@ -27,6 +27,7 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
         peering=args.peering,
         priority=resolve_priority(args.priority),
         standalone=bool(getattr(args, "standalone", False)),
+        peering_lifetime=int(getattr(args, "peering_lifetime", 60)),
         health_port=args.health_port,
         health_host=getattr(args, "health_host", "0.0.0.0"),
         images=images,
@@ -56,6 +57,7 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     ks.peering.mandatory = not settings.standalone
     ks.peering.clusterwide = not settings.namespaces
     ks.peering.stealth = True
+    ks.peering.lifetime = settings.peering_lifetime
     ks.posting.level = logging.WARNING
     # Resources are discovered once at start (the CRDs are installed before the operator):
     # no RBAC to list CustomResourceDefinitions or Namespaces is needed.

@@ -36,13 +36,23 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: 
     """Attach the operator's index, timers and deletion handler to ``registry``."""
     group, version = spec.GROUP, spec.API_VERSION
 
-    @kopf.index(group, version, spec.VERSIONS, registry=registry)
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.index(group, version, spec.VERSIONS, registry=registry, id="versions_by_model")
     def versions_by_model(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Sibling]:
         key = (str(body.metadata.namespace), str(body.spec.get("model", "")))
         return {key: observe.sibling(body)}
 
     @kopf.timer(
-        group, version, spec.VERSIONS, registry=registry, interval=settings.tick, id="reconcile"
+        group,
+        version,
+        spec.VERSIONS,
+        registry=registry,
+        interval=settings.tick,
+        backoff=settings.tick * 2,
+        id="reconcile",
     )
     def version_timer(body: kopf.Body, patch: kopf.Patch, memo: Any, **kwargs: Any) -> None:
         if not _due(memo, body):
@@ -72,7 +82,13 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: 
         raise kopf.TemporaryError(reason, delay=settings.tick * 2)
 
     @kopf.timer(
-        group, version, spec.MODELS, registry=registry, interval=settings.tick, id="summary"
+        group,
+        version,
+        spec.MODELS,
+        registry=registry,
+        interval=settings.tick,
+        backoff=settings.tick * 2,
+        id="summary",
     )
     def model_timer(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
         index: VersionIndex = kwargs["versions_by_model"]

@@ -18,6 +18,8 @@ class OperatorSettings:
     """Name of the kopf peering object shared by the replicas (one of them is active)."""
     priority: int = 0
     """Peering priority: the live replica with the highest priority works, others stand by."""
+    peering_lifetime: int = 60
+    """Seconds a replica's heartbeat counts; a standby takes over this long after a crash."""
     standalone: bool = False
     """Run without peering (a single replica, e.g. during development)."""
     health_port: int = 8080
