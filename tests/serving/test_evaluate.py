@@ -76,9 +76,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             path = workdir / f"{key}.skops"
             dump(model, path)
             version = "2" if key != "svc" else "1"
-            servers[key] = launch(
-                str(path), workdir, name="iris", args=["--model-version", version]
-            )
+            args = ["--model-version", version, "--version-label", f"stable={version}"]
+            servers[key] = launch(str(path), workdir, name="iris", args=args)
         for server in servers.values():
             wait_ready(server)
         yield Fleet(split, models, servers)
@@ -255,11 +254,14 @@ def test_same_model_against_itself_is_not_a_regression(fleet: Fleet, tmp_path: P
         fleet.grpc("svc"),
         "--baseline",
         fleet.grpc("svc"),
+        "--baseline-label",
+        "stable",
         "--gates",
         GATES,
     )
     assert run.code == exitcodes.OK, run.stderr
     result = run.result
+    assert result["baseline"]["target"]["label"] == "stable"
     assert result["verdict"] == "passed", result["gates"]
     for name, comp in result["comparison"]["metrics"].items():
         if not name.startswith(("latency", "rows_per_second")):
@@ -348,18 +350,22 @@ def test_bad_input_gives_clear_error_and_exit_code(
     assert json.loads(run.termination)["form"] == "error"
 
 
-def test_unreachable_target_fails_after_retries(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["grpc", "rest"])
+def test_unreachable_target_fails_after_retries(tmp_path: Path, protocol: str) -> None:
     address = f"{HOST}:{free_port()}"  # nothing listens there
     run = evaluate(
         tmp_path,
         *IRIS,
         "--candidate",
         address,
+        "--protocol",
+        protocol,
         "--retries",
         "2",
         "--backoff",
         "0.05",
     )
     assert run.code == exitcodes.FAILURE
-    assert f"target grpc://{address}/iris unreachable after 3 attempts" in run.stderr
-    assert "UNAVAILABLE" in json.loads(run.termination)["error"]
+    reason = f"target {protocol}://{address}/iris unreachable after 3 attempts"
+    assert reason in run.stderr
+    assert reason in json.loads(run.termination)["error"]
