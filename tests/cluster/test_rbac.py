@@ -96,3 +96,19 @@ def test_admin_kubeconfig_is_cluster_admin(kubectl: Kubectl) -> None:
     assert kubectl("auth", "can-i", "*", "*", "--all-namespaces").stdout.strip() == "yes"
     whoami = json.loads(kubectl("auth", "whoami", "-o", "json").stdout)
     assert "system:masters" in whoami["status"]["userInfo"]["groups"]
+
+
+def test_node_credentials_are_limited_by_the_node_authorizer(
+    cluster: LocalCluster, kubectl: Kubectl
+) -> None:
+    kubeconfig = cluster.node_kubeconfig("rbac-test-node")
+    whoami = json.loads(kubectl("auth", "whoami", "-o", "json", kubeconfig=kubeconfig).stdout)
+    assert whoami["status"]["userInfo"]["username"] == "system:node:rbac-test-node"
+    assert "system:nodes" in whoami["status"]["userInfo"]["groups"]
+    # A node may list the pods bound to it, not every pod, and no secret without a pod.
+    own = ("get", "pods", "-A", "--field-selector=spec.nodeName=rbac-test-node")
+    assert kubectl(*own, kubeconfig=kubeconfig).returncode == 0
+    for args in (("get", "pods", "-A"), ("get", "secrets", "-A")):
+        denied = kubectl(*args, kubeconfig=kubeconfig, check=False)
+        assert denied.returncode != 0, args
+        assert "forbidden" in denied.stderr.lower(), args
