@@ -33,6 +33,7 @@ report = {
     "cwd": os.getcwd(),
     "argv": os.environ['GREETING_ARG'],
     "token": len(open('/var/run/secrets/kubernetes.io/serviceaccount/token').read()) > 0,
+    "tmp": os.listdir('/tmp'),
 }
 open('/dev/termination-log', 'w').write(json.dumps(report))
 """
@@ -45,10 +46,14 @@ def worker_job(name: str) -> dict[str, Any]:
     mounts = [
         {"name": "models", "mountPath": "/mnt/models"},
         {"name": "app", "mountPath": "/etc/app", "readOnly": True},
+        # Like the operator's manifest: /tmp is an emptyDir. The node's own state (and so
+        # every other volume's source) may live under the host's /tmp: nothing may vanish.
+        {"name": "tmp", "mountPath": "/tmp"},
     ]
     pod["volumes"] = [
         {"name": "models", "emptyDir": {}},
         {"name": "app", "configMap": {"name": "app"}},
+        {"name": "tmp", "emptyDir": {}},
     ]
     pod["initContainers"] = [
         {
@@ -104,6 +109,7 @@ def test_two_pods_see_their_own_volume_at_the_same_path(
             "cwd": "/mnt/models",
             "argv": f"hello {pod_name} $(WHO)",
             "token": True,
+            "tmp": [],
         }
         init = pod["status"]["initContainerStatuses"][0]["state"]["terminated"]
         assert init["exitCode"] == 0

@@ -49,8 +49,13 @@ def _mountpoint(target: str, is_file: bool) -> None:
 
 
 def bind_mounts(mounts: list[dict[str, Any]]) -> None:
-    """Bind every mount (parents first); read-only ones are remounted read-only."""
+    """Bind every mount (parents first); read-only ones are remounted read-only.
+
+    Every source is opened before the first mount: a volume mounted over, say, /tmp
+    must not hide the sources of later mounts that live under /tmp on the host.
+    """
     libc = _libc()
+    sources: list[tuple[int, bool]] = []
     for m in mounts:
         source = Path(m["source"])
         if not source.exists():
@@ -59,10 +64,14 @@ def bind_mounts(mounts: list[dict[str, Any]]) -> None:
                 source.touch()
             else:
                 source.mkdir(parents=True, exist_ok=True)
-        _mountpoint(m["target"], source.is_file())
-        _mount(libc, str(source), m["target"], MS_BIND | MS_REC)
+        fd = os.open(source, os.O_PATH | os.O_CLOEXEC)
+        sources.append((fd, source.is_file()))
+    for m, (fd, is_file) in zip(mounts, sources, strict=True):
+        _mountpoint(m["target"], is_file)
+        _mount(libc, f"/proc/self/fd/{fd}", m["target"], MS_BIND | MS_REC)
         if m.get("read_only"):
             _mount(libc, None, m["target"], MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
+        os.close(fd)
 
 
 def main(argv: list[str]) -> int:
