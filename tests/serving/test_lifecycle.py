@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import signal
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -143,3 +144,24 @@ def test_sigterm_drains_in_flight_and_exits_zero(slow_server: Server) -> None:
     assert "draining (1 in flight)" in slow_server.log()
     with pytest.raises(ConnectionRefusedError):
         slow_server.http("GET", "/v1/models/slow")
+
+
+def test_model_crash_is_internal_and_logged(slow_server: Server) -> None:
+    status, body = slow_server.http("POST", "/v1/models/slow:predict", {"instances": [[-1, 0]]})
+    assert status == 500
+    assert body == {"error": "RuntimeError: boom"}
+    assert "model slow version 1 raised" in slow_server.log()
+    assert slow_server.http("POST", "/v1/models/slow:predict", {"instances": [[0, 0]]})[0] == 200
+
+
+def test_shutdown_delay_keeps_serving_after_sigterm(
+    artifacts: dict[str, Trained], tmp_path: Path
+) -> None:
+    server = wait_ready(
+        launch(str(artifacts["iris"].path), tmp_path, name="iris", args=["--shutdown-delay", "5"])
+    )
+    server.proc.send_signal(signal.SIGTERM)
+    wait_until("the signal to be seen", lambda: "more before draining" in server.log())
+    status, _ = server.http("POST", "/v1/models/iris:predict", {"instances": [[1, 2, 3, 4]]})
+    assert status == 200
+    assert server.stop() == 0

@@ -76,11 +76,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-concurrency", type=int, default=64, help="admitted requests")
     limits.add_argument("--workers", type=int, default=1, help="model threads")
-    limits.add_argument("--inline-rows", type=int, default=8, help="batch size run inline")
+    limits.add_argument(
+        "--inline-rows",
+        type=int,
+        default=64,
+        help="batches up to this size run on the event loop (no thread hop); larger on a worker",
+    )
     limits.add_argument("--max-request-bytes", type=int, default=16 * 1024 * 1024)
     limits.add_argument("--download-timeout", type=float, default=60.0, help="seconds")
     limits.add_argument("--max-artifact-bytes", type=int, default=2 * 1024 * 1024 * 1024)
     limits.add_argument("--drain-timeout", type=float, default=20.0, help="seconds on SIGTERM")
+    limits.add_argument(
+        "--shutdown-delay",
+        type=float,
+        default=0.0,
+        help="seconds to keep serving after SIGTERM before draining (default 0)",
+    )
     ops = parser.add_argument_group("operations")
     ops.add_argument("--cache-dir", help="download directory for remote artifacts")
     ops.add_argument(
@@ -114,6 +125,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         cache_dir=args.cache_dir,
         termination_log=args.termination_log,
         drain_timeout_s=args.drain_timeout,
+        shutdown_delay_s=args.shutdown_delay,
         log_level=args.log_level,
     )
 

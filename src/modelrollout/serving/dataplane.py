@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from modelrollout.serving.model import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class State(enum.Enum):
@@ -186,6 +188,7 @@ class DataPlane:
         except (ValueError, TypeError) as err:
             raise InvalidArgument(str(err)) from err
         except Exception as err:
+            log.exception("model %s version %d raised", self.name, self.version)
             raise Internal(f"{type(err).__name__}: {err}") from err
 
     async def predict(

@@ -104,7 +104,7 @@ class Servicer:
             response = predict_pb2.PredictResponse()
             _fill_spec(response.model_spec, spec.name, self.plane.version, "serving_default")
             for key, value in outputs.items():
-                response.outputs[key].CopyFrom(tensors.from_array(value))
+                tensors.from_array(value, response.outputs[key])
             return response
 
         return await self._call("predict", context, handle, admit=True)

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from modelrollout import exitcodes
@@ -92,15 +92,8 @@ def _warm_up(model: ServedModel) -> None:
 
 async def _serve(settings: ServerSettings) -> int:
     from modelrollout.serving.dataplane import DataPlane
-    from modelrollout.serving.grpc_server import GrpcServer
-    from modelrollout.serving.loading import LoadError, write_termination_message
     from modelrollout.serving.metrics import Metrics
-    from modelrollout.serving.rest import RestServer
 
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     executor = ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="model")
     plane = DataPlane(
         name=settings.model_name,
@@ -111,111 +104,124 @@ async def _serve(settings: ServerSettings) -> int:
         max_concurrency=settings.max_concurrency,
         inline_rows=settings.inline_rows,
     )
-    grpc_server: GrpcServer | None = None
-    rest_server: RestServer | None = None
     try:
-        if settings.grpc_port:
-            grpc_server = GrpcServer(
-                plane,
-                host=settings.host,
-                port=settings.grpc_port,
-                max_message_bytes=settings.max_request_bytes,
+        return await _Process(settings, plane, executor).run()
+    finally:
+        executor.shutdown(wait=True)
+
+
+class _Process:
+    """The lifecycle: listen → load (racing a stop signal) → serve → drain."""
+
+    def __init__(self, settings: ServerSettings, plane: DataPlane, executor: Executor) -> None:
+        self.settings = settings
+        self.plane = plane
+        self.executor = executor
+        self.grpc: GrpcServer | None = None
+        self.rest: RestServer | None = None
+        self.stop = asyncio.Event()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        try:
+            await self._listen()
+        except (OSError, RuntimeError) as err:
+            return await self._fail(
+                f"cannot listen on {self.settings.host}: {err}", exitcodes.FAILURE
             )
-            await grpc_server.start()
-        if settings.rest_port:
-            rest_server = RestServer(
-                plane,
-                host=settings.host,
-                port=settings.rest_port,
-                max_body_bytes=settings.max_request_bytes,
-            )
-            await rest_server.start()
-    except (OSError, RuntimeError) as err:
-        log.error("cannot listen on %s: %s", settings.host, err)
-        write_termination_message(settings.termination_log_path, f"cannot listen: {err}")
-        return exitcodes.FAILURE
-    log.info(
-        "listening on %s: gRPC %s, REST %s; loading model %s version %d from %s",
-        settings.host,
-        grpc_server.port if grpc_server else "off",
-        rest_server.port if rest_server else "off",
-        settings.model_name,
-        settings.model_version,
-        settings.model_uri,
-    )
-    started = time.perf_counter()
-    loader: asyncio.Future[ServedModel] = loop.run_in_executor(executor, load_model, settings)
-    stopper = asyncio.ensure_future(stop.wait())
-    racers: list[asyncio.Future[Any]] = [loader, stopper]
-    await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
-    if not loader.done():
-        log.info("stopped while loading")
-        await _shutdown(grpc_server, rest_server, 0.0)
+        code = await self._load()
+        if code is not None:
+            return code
+        await self.stop.wait()
+        await self._drain()
         return exitcodes.OK
-    try:
-        model = loader.result()
-    except LoadError as err:
-        return await _fail(
-            settings,
-            plane=plane,
-            grpc_server=grpc_server,
-            rest_server=rest_server,
-            reason=str(err),
-            code=exitcodes.BAD_INPUT,
+
+    async def _listen(self) -> None:
+        from modelrollout.serving.grpc_server import GrpcServer
+        from modelrollout.serving.rest import RestServer
+
+        s = self.settings
+        if s.grpc_port:
+            self.grpc = GrpcServer(
+                self.plane, host=s.host, port=s.grpc_port, max_message_bytes=s.max_request_bytes
+            )
+            await self.grpc.start()
+        if s.rest_port:
+            self.rest = RestServer(
+                self.plane, host=s.host, port=s.rest_port, max_body_bytes=s.max_request_bytes
+            )
+            await self.rest.start()
+        log.info(
+            "listening on %s: gRPC %s, REST %s; loading model %s version %d from %s",
+            s.host,
+            self.grpc.port if self.grpc else "off",
+            self.rest.port if self.rest else "off",
+            s.model_name,
+            s.model_version,
+            s.model_uri,
         )
-    except Exception as err:
-        reason = f"loading the model failed: {type(err).__name__}: {err}"
-        return await _fail(
-            settings,
-            plane=plane,
-            grpc_server=grpc_server,
-            rest_server=rest_server,
-            reason=reason,
-            code=exitcodes.FAILURE,
+
+    async def _load(self) -> int | None:
+        """Load on a worker thread; an exit code when the process must end instead of serving."""
+        from modelrollout.serving.loading import LoadError
+
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        loader: asyncio.Future[ServedModel] = loop.run_in_executor(
+            self.executor, load_model, self.settings
         )
-    plane.metrics.load_seconds = time.perf_counter() - started
-    plane.set_model(model)
-    if grpc_server:
-        await grpc_server.set_serving(True)
-    log.info(
-        "serving %s version %d (%.2f s to load)",
-        settings.model_name,
-        settings.model_version,
-        plane.metrics.load_seconds,
-    )
-    await stopper
-    log.info("signal received: draining (%d in flight)", plane.metrics.in_flight)
-    plane.start_draining()
-    await _shutdown(grpc_server, rest_server, settings.drain_timeout_s)
-    executor.shutdown(wait=True)
-    log.info("stopped")
-    return exitcodes.OK
+        stopper = asyncio.ensure_future(self.stop.wait())
+        racers: list[asyncio.Future[Any]] = [loader, stopper]
+        await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
+        if not loader.done():
+            log.info("stopped while loading")
+            await self._shutdown(0.0)
+            return exitcodes.OK
+        stopper.cancel()
+        try:
+            model = loader.result()
+        except LoadError as err:
+            return await self._fail(str(err), exitcodes.BAD_INPUT)
+        except Exception as err:
+            reason = f"loading the model failed: {type(err).__name__}: {err}"
+            return await self._fail(reason, exitcodes.FAILURE)
+        self.plane.metrics.load_seconds = time.perf_counter() - started
+        self.plane.set_model(model)
+        if self.grpc:
+            await self.grpc.set_serving(True)
+        log.info(
+            "serving %s version %d (%.2f s to load)",
+            self.settings.model_name,
+            self.settings.model_version,
+            self.plane.metrics.load_seconds,
+        )
+        return None
 
+    async def _drain(self) -> None:
+        delay = self.settings.shutdown_delay_s
+        if delay > 0:
+            log.info("signal received: serving %.1f s more before draining", delay)
+            await asyncio.sleep(delay)
+        log.info("signal received: draining (%d in flight)", self.plane.metrics.in_flight)
+        self.plane.start_draining()
+        await self._shutdown(self.settings.drain_timeout_s)
+        log.info("stopped")
 
-async def _fail(
-    settings: ServerSettings,
-    *,
-    plane: DataPlane,
-    grpc_server: GrpcServer | None,
-    rest_server: RestServer | None,
-    reason: str,
-    code: int,
-) -> int:
-    from modelrollout.serving.loading import write_termination_message
+    async def _fail(self, reason: str, code: int) -> int:
+        from modelrollout.serving.loading import write_termination_message
 
-    plane.set_failed(reason)
-    log.error("cannot serve %s: %s", settings.model_name, reason)
-    write_termination_message(settings.termination_log_path, reason)
-    await _shutdown(grpc_server, rest_server, 0.0)
-    return code
+        self.plane.set_failed(reason)
+        log.error("cannot serve %s: %s", self.settings.model_name, reason)
+        write_termination_message(self.settings.termination_log_path, reason)
+        await self._shutdown(0.0)
+        return code
 
-
-async def _shutdown(
-    grpc_server: GrpcServer | None, rest_server: RestServer | None, grace_s: float
-) -> None:
-    tasks = []
-    if grpc_server is not None:
-        tasks.append(grpc_server.stop(grace_s))
-    if rest_server is not None:
-        tasks.append(rest_server.stop(grace_s))
-    await asyncio.gather(*tasks)
+    async def _shutdown(self, grace_s: float) -> None:
+        tasks = []
+        if self.grpc is not None:
+            tasks.append(self.grpc.stop(grace_s))
+        if self.rest is not None:
+            tasks.append(self.rest.stop(grace_s))
+        await asyncio.gather(*tasks)

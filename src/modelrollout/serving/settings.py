@@ -47,7 +47,7 @@ class ServerSettings:
     """Requests admitted at once (queued or running); beyond it RESOURCE_EXHAUSTED / 429."""
     workers: int = 1
     """Threads that run model calls; batches of up to ``inline_rows`` run on the event loop."""
-    inline_rows: int = 8
+    inline_rows: int = 64
     """Batches this small are predicted inline (no thread hop); larger ones in a worker."""
     max_request_bytes: int = 16 * 1024 * 1024
     """Largest accepted request body (REST) or message (gRPC); beyond it 400/413 errors."""
@@ -59,6 +59,9 @@ class ServerSettings:
     """Where remote artifacts are downloaded (default: a temporary directory)."""
     termination_log: str | None = None
     """File the load-failure reason is written to (default /dev/termination-log if writable)."""
+    shutdown_delay_s: float = 0.0
+    """On SIGTERM, keep serving this long before draining, while load balancers and
+    kube-proxy stop routing to the terminating pod (set it instead of a preStop sleep)."""
     drain_timeout_s: float = 20.0
     """On SIGTERM, how long in-flight requests may take before the process exits."""
     blas_threads: int = 1

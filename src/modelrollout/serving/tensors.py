@@ -56,10 +56,14 @@ def to_array(tensor: Any, alias: str) -> np.ndarray:
     return values.reshape(shape).astype(np.float64, copy=False)
 
 
-def from_array(array: Any) -> Any:
-    """A numpy array as a TensorProto with typed value fields (what TF Serving sends)."""
+def from_array(array: Any, proto: Any = None) -> Any:
+    """A numpy array as a TensorProto with typed value fields (what TF Serving sends).
+
+    Fills ``proto`` in place when given (e.g. a response's map entry), saving a copy.
+    """
     arr = np.asarray(array)
-    proto = tensor_pb2.TensorProto()
+    if proto is None:
+        proto = tensor_pb2.TensorProto()
     for size in arr.shape:
         proto.tensor_shape.dim.add().size = size
     kind = arr.dtype.kind

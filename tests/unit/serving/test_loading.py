@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,11 @@ def test_termination_message(tmp_path: Path) -> None:
     assert len(target.read_text()) == 4000
     loading.write_termination_message(None, "ignored")
     loading.write_termination_message(str(tmp_path / "no" / "dir"), "logged, not raised")
+
+
+def test_s3_without_extra_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if the s3 extra were absent
+    with pytest.raises(LoadError, match=r"pip install 'modelrollout\[s3\]'"):
+        loading.fetch("s3://bucket/model.skops", timeout_s=1, max_bytes=10, cache_dir=str(tmp_path))
