@@ -13,6 +13,10 @@ cd "$(dirname "$0")"
 log() { printf '\033[1m[kube-build]\033[0m %s\n' "$*" >&2; }
 
 KUBE_VERSION=v1.37.2
+# The official Go tarball's place, for shells whose PATH lacks it.
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+    PATH=/usr/local/go/bin:$PATH
+fi
 if ! command -v go >/dev/null 2>&1; then
     log "ERROR: the Go toolchain is not on PATH; install Go 1.26+ (https://go.dev/dl) or put"
     log "       /usr/local/go/bin on PATH, then re-run: bash tools/kube/build.sh"

@@ -7,7 +7,6 @@ Python asks it where the binaries are instead of computing the key a second time
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -39,16 +38,14 @@ def _script_output(*args: str) -> Path:
             f"no tools/kube/build.sh next to this package; set {BIN_ENV} to a directory with "
             + ", ".join(BINARIES)
         )
-    if shutil.which("go") is None:
-        raise BinariesMissingError(
-            f"the Go toolchain is not on PATH: needed to build the control plane "
-            f"(or set {BIN_ENV} to a directory with the binaries)"
-        )
     result = subprocess.run(
         ["bash", str(script), *args], stdout=subprocess.PIPE, text=True, check=False
     )
     if result.returncode != 0:
-        raise BinariesMissingError(f"{script} {' '.join(args)} failed ({result.returncode})")
+        raise BinariesMissingError(
+            f"{script} {' '.join(args)} failed (exit {result.returncode}; its error is above); "
+            f"or set {BIN_ENV} to a directory with the binaries"
+        )
     return Path(result.stdout.strip().splitlines()[-1])
 
 
