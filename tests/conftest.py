@@ -78,7 +78,9 @@ def k8s_api(cluster: LocalCluster) -> Iterator[Any]:
     """A ``kubernetes.client.ApiClient`` with the admin kubeconfig."""
     from kubernetes import config
 
-    api = config.new_client_from_config(config_file=str(cluster.kubeconfig_path))
+    api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(cluster.kubeconfig_path)
+    )
     yield api
     api.close()
 

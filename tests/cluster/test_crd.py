@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import Kubectl
 
@@ -81,7 +81,7 @@ def widget(name: str, group: str, **spec: Any) -> dict[str, Any]:
 
 
 def test_crd_is_established_for_the_python_client(widget_group: str, k8s_api: Any) -> None:
-    crd = client.ApiextensionsV1Api(k8s_api).read_custom_resource_definition(
+    crd: Any = client.ApiextensionsV1Api(k8s_api).read_custom_resource_definition(
         f"widgets.{widget_group}"
     )
     conditions = {c.type: c.status for c in crd.status.conditions}
@@ -90,7 +90,7 @@ def test_crd_is_established_for_the_python_client(widget_group: str, k8s_api: An
 
 
 def test_valid_object_is_stored(widget_group: str, namespace: str, k8s_api: Any) -> None:
-    api = client.CustomObjectsApi(k8s_api)
+    api: Any = client.CustomObjectsApi(k8s_api)
     body = widget("ok", widget_group, size="small", minReplicas=1, maxReplicas=3)
     api.create_namespaced_custom_object(widget_group, "v1", namespace, "widgets", body)
     stored = api.get_namespaced_custom_object(widget_group, "v1", namespace, "widgets", "ok")
@@ -112,23 +112,23 @@ def test_schema_violation_is_rejected_by_kubectl(
 def test_schema_violation_is_rejected_for_the_python_client(
     widget_group: str, namespace: str, k8s_api: Any
 ) -> None:
-    api = client.CustomObjectsApi(k8s_api)
+    api: Any = client.CustomObjectsApi(k8s_api)
     body = widget("neg", widget_group, size="small", minReplicas=-1)
     with pytest.raises(ApiException) as err:
         api.create_namespaced_custom_object(widget_group, "v1", namespace, "widgets", body)
     assert err.value.status == 422
-    assert "spec.minReplicas" in err.value.body
+    assert "spec.minReplicas" in str(err.value.body)
 
 
 def test_cel_rule_is_enforced(
     widget_group: str, namespace: str, k8s_api: Any, kubectl: Kubectl
 ) -> None:
-    api = client.CustomObjectsApi(k8s_api)
+    api: Any = client.CustomObjectsApi(k8s_api)
     body = widget("cel", widget_group, size="large", minReplicas=5, maxReplicas=2)
     with pytest.raises(ApiException) as err:
         api.create_namespaced_custom_object(widget_group, "v1", namespace, "widgets", body)
     assert err.value.status == 422
-    assert "minReplicas must not exceed maxReplicas" in err.value.body
+    assert "minReplicas must not exceed maxReplicas" in str(err.value.body)
     result = kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(body), check=False)
     assert result.returncode != 0
     assert "minReplicas must not exceed maxReplicas" in result.stderr
@@ -137,7 +137,7 @@ def test_cel_rule_is_enforced(
 def test_status_subresource_ignores_status_on_create(
     widget_group: str, namespace: str, k8s_api: Any
 ) -> None:
-    api = client.CustomObjectsApi(k8s_api)
+    api: Any = client.CustomObjectsApi(k8s_api)
     body = widget("st", widget_group, size="small")
     body["status"] = {"phase": "Set-by-create"}
     created = api.create_namespaced_custom_object(widget_group, "v1", namespace, "widgets", body)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from modelrollout.cluster.controlplane import LocalCluster
 from tests.conftest import Kubectl
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.cluster
 @pytest.fixture
 def reader_kubeconfig(cluster: LocalCluster, namespace: str, kubectl: Kubectl) -> Path:
     """ServiceAccount ``reader`` allowed to get/list/watch ConfigMaps in ``namespace`` only."""
-    role = {
+    role: dict[str, Any] = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": {"name": "configmap-reader"},
@@ -46,7 +46,9 @@ def reader_kubeconfig(cluster: LocalCluster, namespace: str, kubectl: Kubectl) -
 
 @pytest.fixture
 def reader_api(reader_kubeconfig: Path) -> Iterator[Any]:
-    api = config.new_client_from_config(config_file=str(reader_kubeconfig))
+    api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(reader_kubeconfig)
+    )
     yield api
     api.close()
 
@@ -81,7 +83,7 @@ def test_kubectl_as_service_account_is_refused_what_the_role_does_not_grant(
 def test_python_client_as_service_account_gets_exactly_its_role(
     reader_api: Any, namespace: str
 ) -> None:
-    core = client.CoreV1Api(reader_api)
+    core: Any = client.CoreV1Api(reader_api)
     names = [c.metadata.name for c in core.list_namespaced_config_map(namespace).items]
     assert "settings" in names
     with pytest.raises(ApiException) as denied:

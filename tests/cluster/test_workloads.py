@@ -44,7 +44,8 @@ def test_deployment_creates_replicaset_and_pods(
     namespace: str, kubectl: Kubectl, k8s_api: Any
 ) -> None:
     kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(deployment("web", 3)))
-    apps, core = client.AppsV1Api(k8s_api), client.CoreV1Api(k8s_api)
+    apps: Any = client.AppsV1Api(k8s_api)
+    core: Any = client.CoreV1Api(k8s_api)
     replicasets = wait_for(
         "a ReplicaSet owned by the Deployment",
         lambda: apps.list_namespaced_replica_set(namespace, label_selector="app=web").items,
@@ -94,7 +95,7 @@ def test_job_creates_its_pod(namespace: str, kubectl: Kubectl, k8s_api: Any) -> 
         },
     }
     kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(job))
-    core = client.CoreV1Api(k8s_api)
+    core: Any = client.CoreV1Api(k8s_api)
     pods = wait_for(
         "the Job's Pod",
         lambda: core.list_namespaced_pod(namespace, label_selector="job-name=eval").items,
@@ -102,7 +103,8 @@ def test_job_creates_its_pod(namespace: str, kubectl: Kubectl, k8s_api: Any) -> 
     assert len(pods) == 1
     assert owners(pods[0]) == [("Job", "eval")]
     assert pods[0].spec.restart_policy == "Never"
-    status = client.BatchV1Api(k8s_api).read_namespaced_job_status("eval", namespace).status
+    batch: Any = client.BatchV1Api(k8s_api)
+    status = batch.read_namespaced_job_status("eval", namespace).status
     assert status.active == 1
 
 
@@ -123,7 +125,7 @@ def test_deleting_a_deployment_garbage_collects_replicaset_and_pods(
 
 
 def test_garbage_collector_follows_any_owner_reference(namespace: str, k8s_api: Any) -> None:
-    core = client.CoreV1Api(k8s_api)
+    core: Any = client.CoreV1Api(k8s_api)
     owner = core.create_namespaced_config_map(
         namespace, {"metadata": {"name": "owner"}, "data": {"k": "v"}}
     )
