@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 import pytest
 from sklearn import metrics as m
-from sklearn.datasets import load_diabetes, load_iris
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from skops.io import dump
 
@@ -69,6 +71,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         "worse": SVC(kernel="linear", C=1).fit(split.x_train, rng.permutation(split.y_train)),
         "logreg": LogisticRegression(max_iter=1000).fit(split.x_train, split.y_train),
         "ridge": Ridge().fit(dx_train, dy_train),
+        "cancer": make_pipeline(StandardScaler(), LogisticRegression()).fit(*_cancer_split()[::2]),
     }
     servers: dict[str, Server] = {}
     try:
@@ -192,6 +195,32 @@ def test_regressor_metrics_equal_sklearn(fleet: Fleet, tmp_path: Path) -> None:
     assert got["r2"] == m.r2_score(y_test, pred)
     assert got["mape"] == m.mean_absolute_percentage_error(y_test, pred)
     assert got["max_error"] == m.max_error(y_test, pred)
+
+
+def _cancer_split() -> list[np.ndarray]:
+    x, y = load_breast_cancer(return_X_y=True)
+    split: list[np.ndarray] = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
+    return split
+
+
+def test_binary_metrics_equal_sklearn(fleet: Fleet, tmp_path: Path) -> None:
+    args = ("--dataset", "sklearn://breast_cancer", "--holdout", "0.3", "--stratify")
+    run = evaluate(tmp_path, *args, "--model", "iris", "--candidate", fleet.grpc("cancer"))
+    assert run.code == exitcodes.OK, run.stderr
+    _, x_test, _, y_test = _cancer_split()
+    model = fleet.models["cancer"]
+    pred, proba = model.predict(x_test), model.predict_proba(x_test)
+    expected = _expected_classification(y_test, pred)
+    for name in ("precision", "recall", "f1"):
+        fn = getattr(m, f"{name}_score")
+        expected[f"{name}_binary"] = fn(y_test, pred, average="binary", pos_label=1)
+    expected["roc_auc"] = m.roc_auc_score(y_test, proba[:, 1])
+    expected["log_loss"] = m.log_loss(y_test, proba, labels=[0, 1])
+    result = run.result
+    assert result["dataset"]["rows"] == len(y_test)
+    assert result["candidate"]["unavailable"] == {}
+    for name, value in expected.items():
+        assert result["candidate"]["metrics"][name] == value, name
 
 
 GATES = json.dumps(
