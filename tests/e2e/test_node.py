@@ -169,6 +169,8 @@ def test_failing_job_records_exit_code_reason_and_log_fallback(
     assert terminated["exitCode"] == 4
     assert terminated["reason"] == "Error"
     assert "dataset unreadable" in terminated["message"]
+    logs = kubectl("logs", "-n", namespace, pod["metadata"]["name"]).stdout
+    assert logs == "dataset unreadable\n"
 
 
 def test_client_pod_reaches_the_service_by_name_and_requests_spread(

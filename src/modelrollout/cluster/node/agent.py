@@ -16,6 +16,7 @@ from modelrollout import __version__
 from modelrollout.cluster.node.addresses import AddressPool, hosts_file
 from modelrollout.cluster.node.expand import JSON
 from modelrollout.cluster.node.kube import ApiError, Kube
+from modelrollout.cluster.node.logs import LogServer
 from modelrollout.cluster.node.pods import NodeRuntime, PodWorker
 from modelrollout.cluster.node.proxy import ServiceProxies
 from modelrollout.cluster.node.settings import NodeSettings
@@ -78,8 +79,11 @@ def node_object(settings: NodeSettings) -> JSON:
     }
 
 
-def node_status(settings: NodeSettings, ready: bool, transition: str) -> JSON:
-    """Capacity, addresses, node info and conditions (heartbeat time = now)."""
+def node_status(settings: NodeSettings, ready: bool, transition: str, log_port: int) -> JSON:
+    """Capacity, address, log endpoint, node info and conditions (heartbeat time = now).
+
+    Only an InternalIP address: the API server reaches the log endpoint by the first
+    address type it prefers, and a Hostname would not resolve."""
     stamp = now()
 
     def cond(kind: str, ok: bool, reason: str, message: str) -> JSON:
@@ -96,10 +100,8 @@ def node_status(settings: NodeSettings, ready: bool, transition: str) -> JSON:
     return {
         "capacity": settings.capacity,
         "allocatable": settings.capacity,
-        "addresses": [
-            {"type": "InternalIP", "address": settings.host_ip},
-            {"type": "Hostname", "address": settings.node_name},
-        ],
+        "addresses": [{"type": "InternalIP", "address": settings.host_ip}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": log_port}},
         "nodeInfo": {
             "machineID": "",
             "systemUUID": "",
@@ -146,6 +148,8 @@ class NodeAgent:
         self._binding: set[str] = set()
         self._stop = threading.Event()
         self._transition = now()
+        self._logs = LogServer(settings.state_dir, settings.host_ip, self._container_running)
+        self._log_port = 0
         self._background: set[asyncio.Future[None]] = set()
 
     def _later(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -165,7 +169,7 @@ class NodeAgent:
 
     def heartbeat(self, ready: bool) -> None:
         name = self.settings.node_name
-        status = node_status(self.settings, ready, self._transition)
+        status = node_status(self.settings, ready, self._transition, self._log_port)
         self.kube.merge_patch(f"/api/v1/nodes/{name}/status", {"status": status})
         lease_path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"
         spec = {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": micro_time()}
@@ -227,6 +231,10 @@ class NodeAgent:
         except ApiError as exc:
             if exc.status not in (404, 409):
                 raise
+
+    def _container_running(self, uid: str, container: str) -> bool:
+        worker = self.workers.get(uid)
+        return worker is not None and container in worker.procs
 
     def _rewrite_hosts(self) -> None:
         for worker in self.workers.values():
@@ -309,6 +317,7 @@ class NodeAgent:
 
     async def run(self, stopped: asyncio.Event) -> None:
         """Serve until stopped is set, then stop every pod process and the proxies."""
+        self._log_port = await self._logs.start()
         await asyncio.to_thread(self.register)
         log.info("node %s registered; API at %s", self.settings.node_name, self.kube.server)
         self._watch("/api/v1/services", self.proxies.on_service)
@@ -326,6 +335,7 @@ class NodeAgent:
             return_exceptions=True,
         )
         self.proxies.close()
+        self._logs.close()
         try:
             await asyncio.wait_for(asyncio.to_thread(self.heartbeat, False), 3.0)
         except Exception as exc:  # the control plane may already be gone
