@@ -101,7 +101,7 @@ def main() -> None:
 
                 def available(n: str = name) -> bool:
                     out = kubectl("get", "deploy", n, "-n", "bench", "-o", "json").stdout
-                    return json.loads(out)["status"].get("availableReplicas", 0) == 2
+                    return bool(json.loads(out)["status"].get("availableReplicas", 0) == 2)
 
                 until(available, "available")
                 up = time.monotonic() - started
