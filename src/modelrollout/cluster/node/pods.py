@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import signal
 import time
@@ -97,6 +98,7 @@ class PodWorker:
         self._written: JSON | None = None
         self._conditions: list[JSON] = pod.get("status", {}).get("conditions", [])
         self._tasks: list[asyncio.Task[None]] = []
+        self._hosts = b""
 
     # ---- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -201,11 +203,23 @@ class PodWorker:
                 await asyncio.sleep(2.0)
 
     def write_hosts(self) -> None:
-        """(Re)write the pod's hosts file in place: the bind mount pins its inode."""
-        if self.pod_ip and self.paths.pod_dir.is_dir():
-            content = self.rt.hosts(self.namespace, self.name, self.pod_ip)
-            with self.paths.hosts_file.open("w") as f:
-                f.write(content)
+        """(Re)write the pod's hosts file when its content changes.
+
+        In place, since the bind mount pins the inode: new bytes first, then truncate,
+        so a reader never sees an empty file.
+        """
+        if not self.pod_ip or not self.paths.pod_dir.is_dir():
+            return
+        content = self.rt.hosts(self.namespace, self.name, self.pod_ip).encode()
+        if content == self._hosts:
+            return
+        fd = os.open(self.paths.hosts_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, content, 0)
+            os.ftruncate(fd, len(content))
+        finally:
+            os.close(fd)
+        self._hosts = content
 
     def _write_volumes(self, first: bool) -> None:
         ctx = VolumeContext(
