@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+from concurrent.futures import ThreadPoolExecutor
 import sys
 from pathlib import Path
 
@@ -30,6 +31,9 @@ async def serve(settings: NodeSettings) -> None:
 
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # API calls and HTTP/gRPC probes run in threads: the default pool (CPUs + 4) is too
+    # small for a few dozen pods probing every second.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=32, thread_name_prefix="node"))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopped.set)
     await NodeAgent(settings).run(stopped)
