@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import logging
 import signal
-from concurrent.futures import ThreadPoolExecutor
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from modelrollout.cluster.node.settings import NodeSettings
