@@ -54,6 +54,7 @@ def worker_job(name: str) -> dict[str, Any]:
         {"name": "models", "emptyDir": {}},
         {"name": "app", "configMap": {"name": "app"}},
         {"name": "tmp", "emptyDir": {}},
+        {"name": "cache", "persistentVolumeClaim": {"claimName": "cache"}},
     ]
     pod["initContainers"] = [
         {
@@ -62,10 +63,11 @@ def worker_job(name: str) -> dict[str, Any]:
             "command": [
                 "python",
                 "-c",
-                "import socket; open('owner', 'w').write(socket.gethostname())",
+                "import socket; n = socket.gethostname(); open('owner', 'w').write(n); "
+                "open(f'/cache/{n}', 'w').write(n)",
             ],
             "workingDir": "/mnt/models",
-            "volumeMounts": mounts[:1],
+            "volumeMounts": [*mounts[:1], {"name": "cache", "mountPath": "/cache"}],
         }
     ]
     main = pod["containers"][0]
@@ -80,7 +82,7 @@ def worker_job(name: str) -> dict[str, Any]:
 
 
 def test_two_pods_see_their_own_volume_at_the_same_path(
-    node: str, namespace: str, kubectl: Kubectl
+    node: str, namespace: str, kubectl: Kubectl, cluster: Any
 ) -> None:
     config = {
         "apiVersion": "v1",
@@ -114,6 +116,9 @@ def test_two_pods_see_their_own_volume_at_the_same_path(
         init = pod["status"]["initContainerStatuses"][0]["state"]["terminated"]
         assert init["exitCode"] == 0
     assert not Path("/mnt/models/owner").exists()
+    claim = cluster.layout.root / "node" / "pvc" / namespace / "cache"
+    pods = {job_pod(kubectl, namespace, name)["metadata"]["name"] for name in ("a", "b")}
+    assert {p.name for p in claim.iterdir()} == pods  # one claim, shared by both pods
 
 
 def probed(name: str) -> dict[str, Any]:
