@@ -157,6 +157,8 @@ class PodWorker:
         status = self.pod.get("status", {})
         if status.get("phase") in ("Succeeded", "Failed"):
             return  # finished before the agent (re)started: never run it twice
+        if self.pod["metadata"].get("deletionTimestamp"):
+            return  # being deleted (e.g. seen again after its processes were stopped)
         self.pod_ip = self.rt.pods.allocate(self.uid, prefer=status.get("podIP"))
         spec = self.pod["spec"]
         foreign = [
