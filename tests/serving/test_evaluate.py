@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics as m
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
@@ -179,6 +180,29 @@ def test_probability_metrics_equal_sklearn(fleet: Fleet, tmp_path: Path, protoco
     expected["log_loss"] = m.log_loss(split.y_test, proba, labels=[0, 1, 2])
     for name, value in expected.items():
         assert got[name] == value, name
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "rest"])
+def test_classes_absent_from_the_rows_come_from_the_model(
+    fleet: Fleet, tmp_path: Path, protocol: str
+) -> None:
+    """Only setosa rows: 3 probability columns, 1 label seen; Classify names the columns."""
+    split = fleet.split
+    rows = split.y_test == 0
+    path = tmp_path / "setosa.csv"
+    frame = {name: split.x_test[rows, i] for i, name in enumerate(FEATURES)}
+    pd.DataFrame(frame).assign(target=split.y_test[rows]).to_csv(path, index=False)
+    address = fleet.grpc("logreg") if protocol == "grpc" else fleet.rest("logreg")
+    args = ("--dataset", str(path), "--label", "target", "--model", "iris")
+    run = evaluate(tmp_path, *args, "--candidate", address, "--protocol", protocol)
+    assert run.code == exitcodes.OK, run.stderr
+    result = run.result
+    proba = fleet.models["logreg"].predict_proba(split.x_test[rows])
+    assert result["labels"] == [0, 1, 2]
+    got = result["candidate"]["metrics"]
+    assert got["log_loss"] == m.log_loss(split.y_test[rows], proba, labels=[0, 1, 2])
+    assert got["roc_auc"] is None  # one class only: undefined, and said so
+    assert "undefined on these rows" in result["candidate"]["unavailable"]["roc_auc"]
 
 
 def test_regressor_metrics_equal_sklearn(fleet: Fleet, tmp_path: Path) -> None:

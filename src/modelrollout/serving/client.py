@@ -155,6 +155,26 @@ def score(
     )
 
 
+def model_classes(target: Target, settings: ClientSettings, row: np.ndarray) -> list[str] | None:
+    """The model's classes in probability-column order, from one Classify call; None if unknown.
+
+    The Predict signature does not name the classes; Classify lists them (as strings)
+    with a score each, in the model's own order.
+    """
+    call: _GrpcCaller | _RestCaller
+    call = (
+        _GrpcCaller(target, settings)
+        if target.protocol == "grpc"
+        else _RestCaller(target, settings)
+    )
+    try:
+        return call.classify(np.asarray(row, dtype=np.float64))
+    except (ClientError, _Transient, OSError, http.client.HTTPException, LookupError, ValueError):
+        return None
+    finally:
+        call.close()
+
+
 def _with_retries(
     call: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]],
     rows: np.ndarray,
@@ -217,14 +237,17 @@ class _GrpcCaller:
         self._target = target
         self._deadline = settings.deadline_s
 
-    def __call__(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        request = self._predict_pb2.PredictRequest()
-        spec = request.model_spec
+    def _spec(self, spec: Any) -> Any:
         spec.name = self._target.model
         if self._target.version is not None:
             spec.version.value = self._target.version
         elif self._target.label:
             spec.version_label = self._target.label
+        return spec
+
+    def __call__(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        request = self._predict_pb2.PredictRequest()
+        self._spec(request.model_spec)
         request.inputs[INPUT_NAME].CopyFrom(array_to_tensor(rows))
         try:
             response = self._stub.Predict(request, timeout=self._deadline)
@@ -243,6 +266,21 @@ class _GrpcCaller:
         labels = tensor_to_array(outputs[PREDICTIONS])
         proba = tensor_to_array(outputs[PROBABILITIES]) if PROBABILITIES in outputs else None
         return labels, proba
+
+    def classify(self, row: np.ndarray) -> list[str] | None:
+        classification_pb2 = protos.load("tensorflow_serving.apis.classification_pb2")
+        request = classification_pb2.ClassificationRequest()
+        request.model_spec.CopyFrom(self._spec(request.model_spec.__class__()))
+        example = request.input.example_list.examples.add()
+        example.features.feature[INPUT_NAME].float_list.value.extend(row.tolist())
+        try:
+            response = self._stub.Classify(request, timeout=self._deadline)
+        except self._grpc.RpcError as err:
+            raise ClientError(f"Classify failed: {err.details()}") from None
+        classes = response.result.classifications[0].classes
+        if len(classes) < 2:
+            return None  # the model has no scores: Classify names only the predicted label
+        return [c.label for c in classes]
 
     def close(self) -> None:
         self._channel.close()
@@ -304,6 +342,7 @@ class _RestCaller:
         elif target.label:
             path += f"/labels/{target.label}"
         self._path = path + ":predict"
+        self._classify_path = path + ":classify"
         self._target = target
         self._local = threading.local()
         self._timeout = settings.deadline_s
@@ -346,6 +385,17 @@ class _RestCaller:
         labels = np.asarray(outputs[PREDICTIONS])
         proba = outputs.get(PROBABILITIES)
         return labels, None if proba is None else np.asarray(proba, dtype=np.float64)
+
+    def classify(self, row: np.ndarray) -> list[str] | None:
+        body = _dumps({"examples": [{INPUT_NAME: row}]})
+        conn = self._connection()
+        conn.request("POST", self._classify_path, body, {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        payload = resp.read()
+        if resp.status != 200:
+            return None
+        pairs = _loads(payload)["results"][0]
+        return [str(label) for label, _ in pairs] if len(pairs) >= 2 else None
 
     def close(self) -> None:
         with self._lock:

@@ -104,6 +104,12 @@ def run(settings: EvaluationSettings, stderr: TextIO = sys.stderr) -> Outcome:
         cand = Predictions(labels, cand.probabilities)
         if base is not None:
             base = Predictions(metrics.align_labels(y, base.labels)[1], base.probabilities)
+        seen = metrics.label_set(y, cand, *([base] if base is not None else []))
+        row = data.features[0]
+        kw = {"seen": seen, "y": y, "settings": settings, "row": row}
+        cand = _with_classes(cand, settings.candidate, **kw)
+        if base is not None and settings.baseline is not None:
+            base = _with_classes(base, settings.baseline, **kw)
     serving = (
         analysis.serving_section(cand_score, n),
         analysis.serving_section(base_score, n) if base_score is not None else None,
@@ -139,6 +145,33 @@ def _score(
         got, want = len(score.labels), len(data.labels)
         raise EvaluationError(f"{target.describe()} answered {got} predictions for {want} rows")
     return score
+
+
+def _with_classes(
+    pred: Predictions,
+    target: client.Target,
+    *,
+    seen: np.ndarray,
+    y: np.ndarray,
+    settings: EvaluationSettings,
+    row: np.ndarray,
+) -> Predictions:
+    """Ask the model for its classes when the probability columns outnumber the labels seen."""
+    if pred.probabilities is None or pred.probabilities.shape[1] == len(seen):
+        return pred
+    names = client.model_classes(target, settings.client, row)
+    if names is None or len(names) != pred.probabilities.shape[1]:
+        return pred
+    try:
+        if y.dtype.kind in "iu":
+            classes = np.array([int(n) for n in names], dtype=np.int64)
+        elif y.dtype.kind == "f":
+            classes = np.array([float(n) for n in names])
+        else:
+            classes = np.array(names, dtype=str)
+    except ValueError:
+        return pred  # class names that are not labels of this dataset's type
+    return Predictions(pred.labels, pred.probabilities, classes)
 
 
 def _predictions(score: client.ScoreResult) -> metrics.Predictions:
