@@ -22,6 +22,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--service-network", default="127.10.128.0/17", help="loopback range for Service proxies"
     )
+    parser.add_argument(
+        "--no-schedule", action="store_true", help="do not bind pending pods (another agent does)"
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -50,6 +53,7 @@ def main(argv: list[str]) -> int:
         node_name=args.node_name,
         pod_network=args.pod_network,
         service_network=args.service_network,
+        schedule=not args.no_schedule,
     )
     asyncio.run(serve(settings))
     return 0

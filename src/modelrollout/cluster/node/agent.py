@@ -261,7 +261,8 @@ class NodeAgent:
         spec = obj["spec"]
         node = spec.get("nodeName")
         if not node:
-            self._maybe_bind(obj)
+            if self.settings.schedule:
+                self._maybe_bind(obj)
         elif node == self.settings.node_name:
             worker = self.workers.get(uid)
             if worker is None:

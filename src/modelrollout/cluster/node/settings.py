@@ -36,6 +36,8 @@ class NodeSettings:
     """Loopback range pod addresses are allocated from (see ``networks_for``)."""
     service_network: str = "127.10.128.0/17"
     """Loopback range for Service proxies whose ClusterIP is not in 127/8 or is taken."""
+    schedule: bool = True
+    """Whether this agent binds pending pods to its node (one scheduling agent per cluster)."""
     host_ip: str = "127.0.0.1"
     """The node's address, reported as status.hostIP and the Node's InternalIP."""
     capacity: dict[str, str] = field(
