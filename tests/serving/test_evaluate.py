@@ -7,8 +7,10 @@ in-process, on the same rows (iris, train_test_split(test_size=0.3, random_state
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,7 @@ class Fleet:
     split: Split
     models: dict[str, Any]
     servers: dict[str, Server]
+    artifacts: dict[str, Path]
 
     def grpc(self, key: str) -> str:
         return self.servers[key].grpc_target
@@ -75,16 +78,17 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         "cancer": make_pipeline(StandardScaler(), LogisticRegression()).fit(*_cancer_split()[::2]),
     }
     servers: dict[str, Server] = {}
+    artifacts = {key: workdir / f"{key}.skops" for key in models}
     try:
         for key, model in models.items():
-            path = workdir / f"{key}.skops"
+            path = artifacts[key]
             dump(model, path)
             version = "2" if key != "svc" else "1"
             args = ["--model-version", version, "--version-label", f"stable={version}"]
             servers[key] = launch(str(path), workdir, name="iris", args=args)
         for server in servers.values():
             wait_ready(server)
-        yield Fleet(split, models, servers)
+        yield Fleet(split, models, servers, artifacts)
     finally:
         for server in servers.values():
             server.stop()
@@ -422,3 +426,54 @@ def test_unreachable_target_fails_after_retries(tmp_path: Path, protocol: str) -
     reason = f"target {protocol}://{address}/iris unreachable after 3 attempts"
     assert reason in run.stderr
     assert reason in json.loads(run.termination)["error"]
+
+
+def test_retries_until_a_late_server_answers(fleet: Fleet, tmp_path: Path) -> None:
+    """The runner starts first; the server comes up only after it has logged a retry."""
+    grpc_port, rest_port = free_port(), free_port()
+    cmd = [sys.executable, "-m", "modelrollout", "evaluate", *IRIS]
+    cmd += ["--candidate", f"{HOST}:{grpc_port}", "--retries", "12", "--backoff", "0.2"]
+    cmd += ["--termination-message-path", "", "--bootstrap-samples", "0"]
+    runner = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    stderr = runner.stderr
+    assert stderr is not None
+
+    def read() -> None:
+        for line in stderr:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    server: Server | None = None
+    try:
+        first = lines.get(timeout=120)
+        assert "UNAVAILABLE" in first
+        assert "retry 1/12" in first
+        log_path = tmp_path / "late-server.log"
+        with log_path.open("wb") as log:
+            serve = [sys.executable, "-m", "modelrollout", "serve", "--model-name", "iris"]
+            serve += ["--model-uri", str(fleet.artifacts["svc"]), "--host", HOST]
+            serve += ["--grpc-port", str(grpc_port), "--rest-port", str(rest_port)]
+            serve += ["--termination-log", str(tmp_path / "late-term")]
+            proc = subprocess.Popen(
+                serve,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+        server = Server(proc, "iris", grpc_port, rest_port, log_path, tmp_path / "late-term")
+        assert runner.wait(timeout=120) == exitcodes.OK
+        assert runner.stdout is not None
+        result = json.loads(runner.stdout.read())
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait(timeout=10)
+        if server is not None:
+            server.stop()
+    metrics = result["candidate"]["metrics"]
+    assert metrics["error_rate"] > 0  # the failed attempts before the server came up count
+    pred = fleet.models["svc"].predict(fleet.split.x_test)
+    assert metrics["accuracy"] == m.accuracy_score(fleet.split.y_test, pred)

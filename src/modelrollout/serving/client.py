@@ -104,6 +104,7 @@ class _Stats:
     latencies: list[float] = field(default_factory=list)
     attempts: int = 0
     failures: int = 0
+    on_retry: Callable[[str], None] | None = None
 
 
 def score(
@@ -111,15 +112,19 @@ def score(
     x: np.ndarray,
     settings: ClientSettings,
     progress: Callable[[int], None] | None = None,
+    on_retry: Callable[[str], None] | None = None,
 ) -> ScoreResult:
-    """Predict every row of ``x`` on ``target``; rows come back in input order."""
+    """Predict every row of ``x`` on ``target``; rows come back in input order.
+
+    ``progress`` gets the rows done so far; ``on_retry`` a sentence per transient failure.
+    """
     call: _GrpcCaller | _RestCaller
     call = (
         _GrpcCaller(target, settings)
         if target.protocol == "grpc"
         else _RestCaller(target, settings)
     )
-    stats = _Stats()
+    stats = _Stats(on_retry=on_retry)
     size = max(1, min(settings.batch_size, settings.max_request_bytes // (8 * x.shape[1] or 8)))
     bounds = [(i, min(i + size, len(x))) for i in range(0, len(x), size)]
     results: list[tuple[np.ndarray, np.ndarray | None] | None] = [None] * len(bounds)
@@ -195,6 +200,11 @@ def _with_retries(
                 raise ClientError(
                     f"target {target.describe()} unreachable after {attempt + 1} attempts: {err}"
                 ) from None
+            if stats.on_retry is not None:
+                stats.on_retry(
+                    f"{target.describe()}: {err}; retry {attempt + 1}/{settings.retries} "
+                    f"in {backoff:.2g} s"
+                )
             time.sleep(backoff)
             backoff = min(backoff * 2, settings.max_backoff_s)
             continue

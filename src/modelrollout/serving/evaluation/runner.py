@@ -59,7 +59,15 @@ class Progress:
     def __init__(self, every_s: float, stream: TextIO) -> None:
         self._every, self._stream = every_s, stream
         self._last = time.monotonic()
+        self._last_retry = -float("inf")
         self._printed = False
+
+    def retry(self, sentence: str) -> None:
+        """A transient failure being retried: at most one line per interval (threads share it)."""
+        now = time.monotonic()
+        if now - self._last_retry >= self._every:
+            self._last_retry = now
+            print(f"evaluate: {one_line(sentence, 300)}", file=self._stream, flush=True)
 
     def phase(self, what: str, total: int) -> Any:
         def report(done: int) -> None:
@@ -89,10 +97,10 @@ def run(settings: EvaluationSettings, stderr: TextIO = sys.stderr) -> Outcome:
     progress = Progress(settings.progress_every_s, stderr)
     data = datasets.load(settings.dataset)
     n = len(data.labels)
-    cand_score = _score(settings.candidate, data, settings, progress.phase("candidate rows", n))
+    cand_score = _score(settings.candidate, data, settings, progress, "candidate rows")
     base_score = None
     if settings.baseline is not None:
-        base_score = _score(settings.baseline, data, settings, progress.phase("baseline rows", n))
+        base_score = _score(settings.baseline, data, settings, progress, "baseline rows")
     cand = _predictions(cand_score)
     base = _predictions(base_score) if base_score is not None else None
     y = data.labels
@@ -133,10 +141,15 @@ def run(settings: EvaluationSettings, stderr: TextIO = sys.stderr) -> Outcome:
 
 
 def _score(
-    target: client.Target, data: datasets.Dataset, settings: EvaluationSettings, progress: Any
+    target: client.Target,
+    data: datasets.Dataset,
+    settings: EvaluationSettings,
+    progress: Progress,
+    what: str,
 ) -> client.ScoreResult:
+    report = progress.phase(what, len(data.labels))
     try:
-        score = client.score(target, data.features, settings.client, progress)
+        score = client.score(target, data.features, settings.client, report, progress.retry)
     except client.ClientError as err:
         if err.bad_request:
             raise bad_input(f"{err} ({len(data.feature_names)} features sent)") from None
