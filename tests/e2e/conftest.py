@@ -13,10 +13,18 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="session")
 def node(cluster: LocalCluster) -> Iterator[str]:
-    """The node agent, started on the session cluster (harmless if it already runs);
-    yields the Node's name. Stopping it stops every pod process it started."""
-    from modelrollout.cluster.node import NODE_NAME, start_node_agent, stop_node_agent
+    """The node agent on the session cluster, started unless it already runs (a reused
+    cluster keeps its agent); yields the Node's name. Stopping the agent stops every pod
+    process it started."""
+    from modelrollout.cluster.node import (
+        NODE_NAME,
+        node_agent_running,
+        start_node_agent,
+        stop_node_agent,
+    )
 
+    already = node_agent_running(cluster)
     start_node_agent(cluster)
     yield NODE_NAME
-    stop_node_agent(cluster)
+    if not already:
+        stop_node_agent(cluster)

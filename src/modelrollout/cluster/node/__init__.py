@@ -46,6 +46,13 @@ def start_node_agent(cluster: LocalCluster, node_name: str = NODE_NAME) -> None:
     component.wait_healthy(lambda: node_ready(cluster, node_name, started), READY_TIMEOUT)
 
 
+def node_agent_running(cluster: LocalCluster) -> bool:
+    """Whether the cluster's node agent component runs."""
+    from modelrollout.cluster.process import Component
+
+    return Component(COMPONENT, cluster.layout.run).running()
+
+
 def stop_node_agent(cluster: LocalCluster) -> None:
     """Stop the agent (and so every pod process); the control plane keeps running."""
     from modelrollout.cluster.process import Component
