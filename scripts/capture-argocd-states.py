@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Capture real Model and ModelVersion states for the Argo CD health and action tests.
+
+Brings up a local cluster (its own name), the node agent and the operator under the RBAC of
+manifests/, plays a story that passes through every phase the operator reaches today
+(Pending, Deploying, Evaluating, paused, Promoting, Stable, KeepingWarm, Superseded,
+EvaluationFailed, retry, Failed by a bad artifact, Failed by abort, DeletionHeld), and writes
+each distinct (kind, name, phase, reason) it observes to
+manifests/argocd/resource_customizations/modelrollout.io/<Kind>/testdata/captured/.
+
+Only managedFields, resourceVersion and kubectl's last-applied annotation are removed (noise
+that changes every run); everything else is as the API server returned it.
+Usage: .venv/bin/python scripts/capture-argocd-states.py   (about 5 minutes on 2 cores)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+OUT = REPO / "manifests" / "argocd" / "resource_customizations" / "modelrollout.io"
+NS = "capture"
+SLOW = 300.0
+
+
+def sanitize(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj["metadata"]
+    for key in ("managedFields", "resourceVersion"):
+        meta.pop(key, None)
+    annotations = meta.get("annotations") or {}
+    annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
+    if not annotations:
+        meta.pop("annotations", None)
+    return obj
+
+
+class Recorder(threading.Thread):
+    """Polls both kinds and writes every state it has not written yet."""
+
+    def __init__(self, kubectl: Any) -> None:
+        super().__init__(daemon=True)
+        self.kubectl = kubectl
+        self.seen: set[tuple[str, ...]] = set()
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            self.poll()
+            time.sleep(0.2)
+
+    def poll(self) -> None:
+        import yaml
+
+        out = self.kubectl("get", "models,modelversions", "-n", NS, "-o", "json", check=False)
+        if out.returncode != 0:
+            return
+        for item in json.loads(out.stdout)["items"]:
+            status = item.get("status") or {}
+            deleting = "deleting" if item["metadata"].get("deletionTimestamp") else ""
+            key = (
+                item["kind"],
+                item["metadata"]["name"],
+                str(status.get("phase") or "NoStatus"),
+                str(status.get("reason") or ""),
+                deleting,
+            )
+            if key in self.seen:
+                continue
+            self.seen.add(key)
+            name = "_".join(part for part in key[1:] if part) + ".yaml"
+            path = OUT / item["kind"] / "testdata" / "captured" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            header = f"# Captured from a real operator run by scripts/{Path(__file__).name}.\n"
+            path.write_text(header + yaml.safe_dump(sanitize(item), sort_keys=False))
+            print(f"captured {path.relative_to(REPO)}", flush=True)
+
+
+def annotate(kubectl: Any, name: str, key: str, value: str) -> None:
+    kubectl("annotate", "--overwrite", "-n", NS, "mv", name, f"{key}={value}")
+
+
+def story(kubectl: Any, artifacts: dict[int, Any]) -> None:
+    from tests.cluster.rollout import apply_obj, iris_model, wait_phase
+    from tests.conftest import wait_for
+    from tests.e2e.rollout_world import Artifact, version_obj
+
+    def phase(name: str) -> tuple[str, str]:
+        out = kubectl("get", "mv", name, "-n", NS, "-o", "json", check=False)
+        status = json.loads(out.stdout).get("status") or {} if out.returncode == 0 else {}
+        return str(status.get("phase") or ""), str(status.get("reason") or "")
+
+    apply_obj(kubectl, NS, iris_model())
+    time.sleep(3)  # the Model alone: NoStableVersion
+    apply_obj(kubectl, NS, version_obj(1, artifacts[1]))
+    wait_phase(kubectl, NS, "iris-v1", {"Stable"}, SLOW)
+    apply_obj(kubectl, NS, version_obj(2, artifacts[2]))
+    wait_for("v2 evaluating", lambda: phase("iris-v2")[0] == "Evaluating", SLOW, 0.2)
+    annotate(kubectl, "iris-v2", "modelrollout.io/paused", "true")
+    wait_for("v2 paused", lambda: phase("iris-v2")[1] == "Paused", 60, 0.2)
+    time.sleep(2)
+    annotate(kubectl, "iris-v2", "modelrollout.io/paused", "false")
+    wait_phase(kubectl, NS, "iris-v2", {"Stable"}, SLOW)
+    wait_phase(kubectl, NS, "iris-v1", {"Superseded"}, 120)
+    apply_obj(kubectl, NS, version_obj(3, artifacts[3]))
+    wait_phase(kubectl, NS, "iris-v3", {"EvaluationFailed"}, SLOW)
+    annotate(kubectl, "iris-v3", "modelrollout.io/retry", "capture-1")
+    wait_for("v3 retried", lambda: phase("iris-v3")[0] != "EvaluationFailed", 60, 0.2)
+    wait_phase(kubectl, NS, "iris-v3", {"EvaluationFailed"}, SLOW)
+    bad = Artifact(artifacts[2].uri, "f" * 64)
+    apply_obj(kubectl, NS, version_obj(4, bad))
+    wait_phase(kubectl, NS, "iris-v4", {"Failed"}, SLOW)
+    apply_obj(kubectl, NS, version_obj(5, artifacts[2]))
+    wait_for("v5 deploying", lambda: phase("iris-v5")[0] in {"Deploying", "Evaluating"}, SLOW, 0.2)
+    annotate(kubectl, "iris-v5", "modelrollout.io/abort", "capture-1")
+    wait_phase(kubectl, NS, "iris-v5", {"Failed"}, 60)
+    kubectl("delete", "mv", "iris-v2", "-n", NS, "--wait=false")
+    wait_for("v2 deletion held", lambda: phase("iris-v2")[1] == "DeletionHeld", 60, 0.2)
+    time.sleep(2)
+
+
+def main() -> int:
+    from tests.cluster.rollout import OperatorProcess, install_operator_rbac
+    from tests.conftest import Kubectl
+    from tests.e2e.rollout_world import train_artifacts
+
+    from modelrollout.cluster.controlplane import LocalCluster
+    from modelrollout.cluster.node import start_node_agent, stop_node_agent
+    from modelrollout.cluster.settings import ClusterSettings
+
+    work = Path(tempfile.mkdtemp(prefix="argocd-capture-"))
+    cluster = LocalCluster(ClusterSettings(name="argocd-capture", state_root=work / "state"))
+    cluster.up()
+    kubectl = Kubectl(cluster)
+    operator = None
+    recorder = Recorder(kubectl)
+    try:
+        start_node_agent(cluster)
+        operator = OperatorProcess(install_operator_rbac(kubectl, cluster), work).start()
+        kubectl("create", "namespace", NS)
+        artifacts = train_artifacts(work)
+        recorder.start()
+        story(kubectl, artifacts)
+    finally:
+        recorder.stop_event.set()
+        if operator is not None:
+            operator.stop()
+        stop_node_agent(cluster)
+        cluster.down()
+    print(f"{len(recorder.seen)} states captured; operator log in {work}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Build luacheck, the gopher-lua runner of the Argo CD health checks and actions in
+# manifests/argocd (see main.go). The binary lands outside the clone, keyed by a hash of
+# go.mod, go.sum, the Go sources, this script and `go version`, so a second run skips it:
+#   ${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}/lua/<hash>/luacheck
+# Progress goes to stderr; the last line on stdout is the binary's path.
+# Usage: bash tools/lua/build.sh [--print-path]   (--print-path: print the path, build nothing)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+log() { printf '\033[1m[lua-build]\033[0m %s\n' "$*" >&2; }
+
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+    PATH=/usr/local/go/bin:$PATH
+fi
+if ! command -v go >/dev/null 2>&1; then
+    log "ERROR: the Go toolchain is not on PATH; install Go 1.26+ or put /usr/local/go/bin"
+    log "       on PATH, then re-run: bash tools/lua/build.sh"
+    exit 1
+fi
+
+hash=$( { cat go.mod go.sum build.sh ./*.go; go version; } | sha256sum | cut -c1-16)
+out=${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}/lua/$hash/luacheck
+
+if [[ ${1:-} == --print-path ]]; then
+    echo "$out"
+    exit 0
+fi
+if [[ -x $out ]]; then
+    log "up to date: $out"
+    echo "$out"
+    exit 0
+fi
+
+mkdir -p "$(dirname "$out")"
+tmp=$out.partial.$$
+trap 'rm -f "$tmp"' EXIT
+start=$SECONDS
+CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w" -o "$tmp" .
+mv "$tmp" "$out"
+log "built in $((SECONDS - start)) s: $out"
+echo "$out"
