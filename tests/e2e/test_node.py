@@ -178,6 +178,11 @@ def test_client_pod_reaches_the_service_by_name_and_requests_spread(
 ) -> None:
     apply(kubectl, namespace, *web("web", 2))
     wait_for("2 available replicas", lambda: available(kubectl, namespace, "web") == 2)
+    cluster_ip = get(kubectl, namespace, "service", "web")["spec"]["clusterIP"]
+    wait_for(
+        "the Service proxy knows both pods",
+        lambda: len({ask(cluster_ip, 80)["pod"] for _ in range(4)}) == 2,
+    )
     url = f"http://web.{namespace}.svc.cluster.local/"
     apply(kubectl, namespace, job("client", [*TESTSERVER, "fetch", url, "--count", "20"]))
     wait_for("client complete", lambda: job_condition(kubectl, namespace, "client") == "Complete")
