@@ -66,6 +66,17 @@ def write_files(directory: Path, files: dict[str, tuple[bytes, int]]) -> None:
         tmp.replace(target)
 
 
+def token_lifetime(pod: JSON, default: int) -> int:
+    """The shortest lifetime of the pod's projected service-account tokens (seconds)."""
+    lifetimes = [
+        int(source["serviceAccountToken"].get("expirationSeconds", default))
+        for volume in pod["spec"].get("volumes", [])
+        for source in volume.get("projected", {}).get("sources", [])
+        if "serviceAccountToken" in source
+    ]
+    return min(lifetimes, default=default)
+
+
 def _wants_directory(volume: JSON) -> bool:
     """emptyDir, PVC stand-ins and hostPath directories are created when missing."""
     if "hostPath" not in volume:
@@ -241,8 +252,10 @@ class PodWorker:
                 source.mkdir(parents=True, exist_ok=True)
 
     async def _refresh_volumes(self) -> None:
-        """Rewrite token/configMap/secret volumes now and then, as a kubelet does."""
-        period = max(60.0, self.rt.settings.token_expiration_seconds * 0.5)
+        """Rewrite token/configMap/secret volumes at half the shortest token lifetime."""
+        period = max(
+            60.0, 0.5 * token_lifetime(self.pod, self.rt.settings.token_expiration_seconds)
+        )
         while not self.stopping():
             await asyncio.sleep(period)
             with contextlib.suppress(ConfigError, ApiError, OSError):

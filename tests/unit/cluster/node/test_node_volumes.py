@@ -148,3 +148,16 @@ def test_secret_data_is_decoded() -> None:
     encoded = base64.b64encode(b"hunter2").decode()
     assert decode_secret({"data": {"pw": encoded}}) == {"pw": "hunter2"}
     assert decode_secret({}) == {}
+
+
+def test_token_refresh_follows_the_shortest_token_lifetime() -> None:
+    from modelrollout.cluster.node.pods import token_lifetime
+
+    sources = [{"serviceAccountToken": {"path": "a", "expirationSeconds": 900}}]
+    volumes = [
+        {"name": "x", "projected": {"sources": sources}},
+        {"name": "y", "projected": {"sources": [{"serviceAccountToken": {"path": "b"}}]}},
+        {"name": "z", "emptyDir": {}},
+    ]
+    assert token_lifetime({"spec": {"volumes": volumes}}, 3600) == 900
+    assert token_lifetime({"spec": {}}, 3600) == 3600
