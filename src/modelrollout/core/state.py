@@ -120,5 +120,5 @@ class Timing:
     """Seconds a candidate may take to become ready before the version fails."""
     poll: float = 3.0
     """Requeue interval while waiting on children."""
-    idle: float = 30.0
+    idle: float = 10.0
     """Requeue interval in settled phases."""
