@@ -8,10 +8,12 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 
 from tests.serving.conftest import Trained
+from tests.serving.grpc_helpers import predict_request, prediction_service_pb2_grpc
 from tests.serving.harness import HOST, Server, launch, metric, wait_ready
 
 pytestmark = pytest.mark.serving
@@ -329,5 +331,11 @@ def test_request_body_limit(artifacts: dict[str, Trained], tmp_path: Path) -> No
         assert "exceeds 200" in body["error"]
         status, _ = server.http("POST", "/v1/models/iris:predict", {"instances": [[1, 2, 3, 4]]})
         assert status == 200
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(server.channel())
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Predict(predict_request("iris", np.ones((50, 4))), timeout=30)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        small = stub.Predict(predict_request("iris", np.ones((1, 4))), timeout=30)
+        assert "predictions" in small.outputs
     finally:
         assert server.stop() == 0
