@@ -21,8 +21,8 @@ Artifacts load with skops and an explicit trusted-types policy; pickle and
 joblib only with --allow-unsafe-pickle. Needs the 'serving' extra.
 
 Readiness: grpc.health.v1 Check (service "" or the model name) answers SERVING
-only once the model is loaded; REST GET /v1/models/NAME reports AVAILABLE only
-then. A load failure exits 4 and writes the reason to the termination log.
+only once the model is loaded; REST GET /v1/models/NAME answers 200 AVAILABLE only
+then (503 LOADING before). A load failure exits 4 and writes the reason to the termination log.
 SIGTERM stops accepting requests, drains in-flight ones and exits 0."""
 
 
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="model_format",
         choices=("auto", "skops", "joblib", "pickle"),
         default="auto",
-        help="artifact format (default: from the extension; .skops otherwise)",
+        help="artifact format (default auto: a zip is skops, a pickle header is pickle)",
     )
     model.add_argument(
         "--trust",
@@ -74,17 +74,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="0 disables gRPC")
     net.add_argument("--rest-port", type=int, default=DEFAULT_REST_PORT, help="0 disables REST")
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--max-concurrency", type=int, default=64, help="admitted requests")
-    limits.add_argument("--workers", type=int, default=1, help="model threads")
+    limits.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=64,
+        help="model requests in flight at once; beyond it RESOURCE_EXHAUSTED / HTTP 429",
+    )
+    limits.add_argument(
+        "--workers", type=int, default=1, help="threads for batches over --inline-rows"
+    )
     limits.add_argument(
         "--inline-rows",
         type=int,
         default=64,
         help="batches up to this size run on the event loop (no thread hop); larger on a worker",
     )
-    limits.add_argument("--max-request-bytes", type=int, default=16 * 1024 * 1024)
+    limits.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=16 * 1024 * 1024,
+        help="largest REST body (413) / gRPC message (RESOURCE_EXHAUSTED)",
+    )
     limits.add_argument("--download-timeout", type=float, default=60.0, help="seconds")
-    limits.add_argument("--max-artifact-bytes", type=int, default=2 * 1024 * 1024 * 1024)
+    limits.add_argument(
+        "--max-artifact-bytes",
+        type=int,
+        default=2 * 1024 * 1024 * 1024,
+        help="largest artifact accepted from any source",
+    )
     limits.add_argument("--drain-timeout", type=float, default=20.0, help="seconds on SIGTERM")
     limits.add_argument(
         "--shutdown-delay",
