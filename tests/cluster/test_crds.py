@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.rollout import install_crds, iris_model, iris_version
+from tests.cluster.rollout import REPO, install_crds, iris_model, iris_version
 from tests.conftest import Kubectl
 
 pytestmark = pytest.mark.cluster
@@ -125,3 +125,10 @@ def test_status_is_a_subresource(kubectl: Kubectl, namespace: str) -> None:
     obj["status"] = {"phase": "Stable"}
     assert apply(kubectl, namespace, obj).returncode == 0
     assert "status" not in get(kubectl, namespace, "mv", "iris-v1")
+
+
+def test_examples_are_valid(kubectl: Kubectl, namespace: str) -> None:
+    result = kubectl(
+        "apply", "--dry-run=server", "-n", namespace, "-f", str(REPO / "examples" / "iris")
+    )
+    assert result.stdout.count("(server dry run)") == 4

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from modelrollout.core import builders
 from modelrollout.core.conditions import Stamp, model_conditions, summarize
 from modelrollout.core.state import Sibling
@@ -23,11 +25,16 @@ def reconcile(
     """Return the Model's status patch; re-create its stable Service if it went missing."""
     meta, status = body["metadata"], body.get("status") or {}
     stable = status.get("stableVersion")
-    if stable is not None:
+    if stable is not None and kube.get_service(meta["namespace"], meta["name"]) is None:
         owner = builders.Owner("Model", meta["name"], meta["uid"])
-        kube.ensure(
-            builders.stable_service(meta["namespace"], meta["name"], stable, owner, settings.images)
+        service = builders.stable_service(
+            meta["namespace"], meta["name"], stable, owner, settings.images
         )
+        try:
+            kube.ensure(service)
+        except ApiException as err:
+            if err.status != 403:  # 403: the namespace is being deleted; nothing to restore
+                raise
     summary = summarize(stable, versions)
     generation = int(meta.get("generation") or 1)
     stamp = Stamp(
