@@ -14,7 +14,7 @@ import pytest
 
 from tests.serving.conftest import Trained
 from tests.serving.grpc_helpers import predict_request, prediction_service_pb2_grpc
-from tests.serving.harness import HOST, Server, launch, metric, wait_ready
+from tests.serving.harness import HOST, Server, launch, metric, wait_ready, wait_until
 
 pytestmark = pytest.mark.serving
 
@@ -337,5 +337,27 @@ def test_request_body_limit(artifacts: dict[str, Trained], tmp_path: Path) -> No
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         small = stub.Predict(predict_request("iris", np.ones((1, 4))), timeout=30)
         assert "predictions" in small.outputs
+    finally:
+        assert server.stop() == 0
+
+
+def test_idle_connections_are_closed_and_capped(
+    artifacts: dict[str, Trained], tmp_path: Path
+) -> None:
+    server = wait_ready(
+        launch(
+            str(artifacts["iris"].path),
+            tmp_path,
+            name="iris",
+            args=["--idle-timeout", "0.5", "--max-connections", "1"],
+        )
+    )
+    try:
+        with socket.create_connection((HOST, server.rest_port), timeout=30) as idle:
+            idle.sendall(b"GET /v1/models/iris HTTP/1.1\r\n")  # never finished
+            with socket.create_connection((HOST, server.rest_port), timeout=30) as extra:
+                assert extra.recv(65536).startswith(b"HTTP/1.1 503 ")
+            assert idle.recv(65536) == b""  # closed by the server after the idle timeout
+        wait_until("the slot to free up", lambda: server.http("GET", "/v1/models/iris")[0] == 200)
     finally:
         assert server.stop() == 0

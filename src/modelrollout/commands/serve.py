@@ -95,6 +95,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=16 * 1024 * 1024,
         help="largest REST body (413) / gRPC message (RESOURCE_EXHAUSTED)",
     )
+    limits.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=75.0,
+        help="REST: seconds before an idle or slow connection is closed",
+    )
+    limits.add_argument(
+        "--max-connections", type=int, default=1024, help="REST: open connections (then 503)"
+    )
     limits.add_argument("--download-timeout", type=float, default=60.0, help="seconds")
     limits.add_argument(
         "--max-artifact-bytes",
@@ -137,6 +146,8 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         workers=args.workers,
         inline_rows=args.inline_rows,
         max_request_bytes=args.max_request_bytes,
+        idle_timeout_s=args.idle_timeout,
+        max_connections=args.max_connections,
         download_timeout_s=args.download_timeout,
         max_artifact_bytes=args.max_artifact_bytes,
         cache_dir=args.cache_dir,

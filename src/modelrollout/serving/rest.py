@@ -52,11 +52,22 @@ class HttpError(Exception):
 class RestServer:
     """TF Serving's REST paths over one data plane."""
 
-    def __init__(self, plane: DataPlane, *, host: str, port: int, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        plane: DataPlane,
+        *,
+        host: str,
+        port: int,
+        max_body_bytes: int,
+        idle_timeout_s: float = 75.0,
+        max_connections: int = 1024,
+    ) -> None:
         self.plane = plane
         self.host = host
         self.port = port
         self.max_body_bytes = max_body_bytes
+        self.idle_timeout_s = idle_timeout_s
+        self.max_connections = max_connections
         self.server: asyncio.Server | None = None
         self.closing = False
         self._idle: set[asyncio.StreamWriter] = set()
@@ -86,6 +97,11 @@ class RestServer:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._connections) >= self.max_connections:
+            body = _error_body(f"more than {self.max_connections} open connections")
+            writer.write(_response(503, _JSON, body, False))
+            writer.close()
+            return
         self._connections.add(task)
         try:
             await self._serve(reader, writer)
@@ -97,22 +113,26 @@ class RestServer:
             writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
         while not self.closing:
             self._idle.add(writer)
+            # An idle or slow client (headers or body) is disconnected after the idle timeout.
+            timer = loop.call_later(self.idle_timeout_s, writer.transport.close)
             try:
                 head = await reader.readuntil(b"\r\n\r\n")
+                self._idle.discard(writer)
+                method, target, keep_alive, headers = _parse_head(head)
+                body = await self._body(reader, writer, headers)
             except asyncio.LimitOverrunError:
                 writer.write(_response(431, _JSON, _error_body("request headers too large"), False))
                 return
-            finally:
-                self._idle.discard(writer)
-            try:
-                method, target, keep_alive, headers = _parse_head(head)
-                body = await self._body(reader, writer, headers)
             except HttpError as err:
                 writer.write(_response(err.status, _JSON, _error_body(str(err)), False))
                 await writer.drain()
                 return
+            finally:
+                timer.cancel()
+                self._idle.discard(writer)
             status, ctype, payload = await self.dispatch(method, target, body)
             keep_alive = keep_alive and not self.closing
             writer.write(_response(status, ctype, payload, keep_alive))

@@ -150,7 +150,12 @@ class _Process:
             await self.grpc.start()
         if s.rest_port:
             self.rest = RestServer(
-                self.plane, host=s.host, port=s.rest_port, max_body_bytes=s.max_request_bytes
+                self.plane,
+                host=s.host,
+                port=s.rest_port,
+                max_body_bytes=s.max_request_bytes,
+                idle_timeout_s=s.idle_timeout_s,
+                max_connections=s.max_connections,
             )
             await self.rest.start()
         log.info(

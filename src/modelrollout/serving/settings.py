@@ -51,6 +51,10 @@ class ServerSettings:
     """Batches this small are predicted inline (no thread hop); larger ones in a worker."""
     max_request_bytes: int = 16 * 1024 * 1024
     """Largest accepted request body (REST) or message (gRPC); beyond it 400/413 errors."""
+    idle_timeout_s: float = 75.0
+    """REST: close a keep-alive connection idle this long, or a request this slow to arrive."""
+    max_connections: int = 1024
+    """REST: open connections beyond this are answered 503 and closed."""
     download_timeout_s: float = 60.0
     """Socket timeout for each read while fetching an http(s) artifact."""
     max_artifact_bytes: int = 2 * 1024 * 1024 * 1024
