@@ -299,6 +299,18 @@ def _stable(obs: Observed, timing: Timing) -> Decision:
 def _settled(obs: Observed, timing: Timing) -> Decision:
     """Terminal phases: keep children tidy, otherwise wait for a control annotation."""
     phase = obs.phase
+    if phase == Phase.SUPERSEDED and candidate_again(obs):
+        msg = (
+            f"version {obs.status.get('supersededBy')} failed; version {obs.version.version} "
+            "is the highest that has not failed and becomes the candidate again"
+        )
+        status = {
+            "attempt": int(obs.status.get("attempt") or 1) + 1,
+            "supersededBy": None,
+            "evaluation": None,
+            "headline": None,
+        }
+        return Decision(Phase.PENDING, "CandidateAgain", msg, (), status, requeue=0.5)
     actions: tuple[Action, ...] = ()
     if phase == Phase.SUPERSEDED and obs.server.exists and obs.server.replicas > 0:
         actions = (Action.SCALE_SERVER_DOWN,)
@@ -308,6 +320,21 @@ def _settled(obs: Observed, timing: Timing) -> Decision:
     return Decision(
         phase, reason, str(obs.status.get("message") or ""), actions, requeue=timing.idle
     )
+
+
+def candidate_again(obs: Observed) -> bool:
+    """A version superseded in flight is the candidate again once everything above it failed.
+
+    Higher superseded versions block it too: the highest of them revives first. A version
+    that once served stays down (bringing back an old stable version is a rollback).
+    """
+    if obs.model is None or obs.status.get("promotedAt"):
+        return False
+    mine = obs.version.version
+    stable = obs.model.stable_version
+    if stable is not None and stable >= mine:
+        return False
+    return not any(s.version > mine and s.phase not in REJECTED for s in obs.siblings)
 
 
 def _iso(when: datetime) -> str:

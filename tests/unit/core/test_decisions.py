@@ -248,8 +248,25 @@ def test_stable_deletion_is_held_until_a_successor_serves() -> None:
 
 def test_terminal_phases_tidy_their_children() -> None:
     scaled = d.ServerState(exists=True, replicas=1)
-    sup = d.decide(observe(1, Phase.SUPERSEDED, server=scaled))
+    served = {"promotedAt": "2026-01-01T00:00:00Z"}
+    sup = d.decide(observe(1, Phase.SUPERSEDED, server=scaled, status=served))
     assert sup.actions == (d.Action.SCALE_SERVER_DOWN,)
     rej = d.decide(observe(3, Phase.EVALUATION_FAILED, server=scaled))
     assert rej.actions == (d.Action.DELETE_SERVER,)
     assert d.decide(observe(3, Phase.EVALUATION_FAILED)).actions == ()
+
+
+def test_superseded_version_is_the_candidate_again_when_its_successor_fails() -> None:
+    status = {"supersededBy": 3, "attempt": 1}
+    failed = (d.Sibling("iris-v3", 3, Phase.EVALUATION_FAILED.value),)
+    out = d.decide(observe(2, Phase.SUPERSEDED, siblings=failed, status=status))
+    assert (out.phase, out.reason) == (Phase.PENDING, "CandidateAgain")
+    assert out.status["attempt"] == 2
+    running = (d.Sibling("iris-v3", 3, Phase.EVALUATING.value),)
+    assert d.decide(observe(2, Phase.SUPERSEDED, siblings=running, status=status)).phase == (
+        Phase.SUPERSEDED
+    )
+    served = {**status, "promotedAt": "2026-01-01T00:00:00Z"}
+    assert d.decide(observe(2, Phase.SUPERSEDED, siblings=failed, status=served)).phase == (
+        Phase.SUPERSEDED
+    )

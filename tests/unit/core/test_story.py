@@ -239,3 +239,34 @@ def test_safety_properties(case: dict[str, Any]) -> None:
         assert out.phase in IN_FLIGHT
         assert out.actions == ()
     assert d.decide(obs) == out
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    accuracies=st.lists(st.sampled_from([0.7, 0.85, 0.9, 0.95]), min_size=1, max_size=4),
+    arrivals=st.lists(st.integers(0, 12), min_size=4, max_size=4),
+)
+def test_random_arrivals_keep_serving_invariants(
+    accuracies: list[float], arrivals: list[int]
+) -> None:
+    """Whatever arrives when: traffic only ever points at a ready Stable version, at most one
+    version is in flight at the end of each pass, and rejected versions leave no server."""
+    world = World(accuracy={n + 1: acc for n, acc in enumerate(accuracies)})
+    for tick in range(60):
+        for n in range(1, len(accuracies) + 1):
+            if arrivals[n - 1] == tick:
+                world.add(n)
+        for n in sorted(world.status):
+            world.step(n)
+        if world.stable is not None:
+            assert world.phase(world.stable) == "Stable"
+            assert world.children[world.stable].server.replicas == MODEL.replicas
+        moving = [n for n in world.status if Phase(world.phase(n)) in IN_FLIGHT]
+        assert len(moving) <= 1 or all(Phase(world.phase(n)) == Phase.DEPLOYING for n in moving)
+        world.tick()
+    for n in world.status:
+        if world.phase(n) in {p.value for p in REJECTED}:
+            assert not world.children[n].server.exists
+    passing = [n for n, acc in world.accuracy.items() if acc >= 0.8]
+    if passing:
+        assert world.stable is not None
