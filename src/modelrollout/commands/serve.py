@@ -34,7 +34,13 @@ def _label(text: str) -> tuple[str, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    model = parser.add_argument_group("model")
+    _model_arguments(parser.add_argument_group("model"))
+    _network_arguments(parser.add_argument_group("network"))
+    _limit_arguments(parser.add_argument_group("limits"))
+    _operations_arguments(parser.add_argument_group("operations"))
+
+
+def _model_arguments(model: argparse._ArgumentGroup) -> None:
     model.add_argument("--model-name", required=True, help="name clients put in ModelSpec.name")
     model.add_argument(
         "--model-uri", required=True, help="artifact: path, file://, http(s)://, s3://"
@@ -69,11 +75,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LABEL=VERSION",
         help="version label clients may use, e.g. stable=3 (repeatable)",
     )
-    net = parser.add_argument_group("network")
+
+
+def _network_arguments(net: argparse._ArgumentGroup) -> None:
     net.add_argument("--host", default="0.0.0.0", help="bind address (default 0.0.0.0)")
     net.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="0 disables gRPC")
     net.add_argument("--rest-port", type=int, default=DEFAULT_REST_PORT, help="0 disables REST")
-    limits = parser.add_argument_group("limits")
+
+
+def _limit_arguments(limits: argparse._ArgumentGroup) -> None:
     limits.add_argument(
         "--max-concurrency",
         type=int,
@@ -118,7 +128,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="seconds to keep serving after SIGTERM before draining (default 0)",
     )
-    ops = parser.add_argument_group("operations")
+
+
+def _operations_arguments(ops: argparse._ArgumentGroup) -> None:
     ops.add_argument("--cache-dir", help="download directory for remote artifacts")
     ops.add_argument(
         "--termination-log",
