@@ -187,32 +187,32 @@ def deserialize(
     raise LoadError(f"unknown model format {fmt!r}")
 
 
-def untrusted_types(path: Path, trusted: tuple[str, ...]) -> list[str]:
-    """Types in a skops file that neither skops nor the operator trusts."""
+def untrusted_types(path: Path) -> list[str]:
+    """Types in a skops file that skops itself does not trust (read from its schema)."""
     import skops.io
 
     try:
-        found = skops.io.get_untrusted_types(file=str(path))
+        return list(skops.io.get_untrusted_types(file=str(path)))
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
         raise LoadError(
             f"{path.name} is not a readable skops file (truncated or corrupt?): {err}"
         ) from err
-    return [t for t in found if t not in trusted]
 
 
 def _load_skops(path: Path, trusted: tuple[str, ...]) -> Any:
+    """Load only when every type skops does not trust was trusted explicitly."""
     import skops.io
 
-    refused = untrusted_types(path, trusted)
+    found = untrusted_types(path)
+    refused = [t for t in found if t not in trusted]
     if refused:
         flags = " ".join(f"--trust {t}" for t in refused)
         raise LoadError(
             f"{path.name} contains types that are not trusted: {', '.join(refused)}; "
             f"if you trust them, pass {flags}"
         )
-    approved = [t for t in skops.io.get_untrusted_types(file=str(path)) if t in trusted]
     try:
-        return skops.io.load(str(path), trusted=approved)
+        return skops.io.load(str(path), trusted=found)
     except Exception as err:
         raise LoadError(f"loading skops artifact {path.name} failed: {err}") from err
 
