@@ -201,3 +201,39 @@ def test_invalid_resources_are_rejected_at_apply(
     assert result.returncode != 0
     assert "spec.version" in result.stderr
     assert Path(artifacts[1].uri.removeprefix("file://")).exists()
+
+
+def test_manual_promotion_of_a_rejected_version_is_recorded(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str, artifacts: dict[int, Artifact]
+) -> None:
+    apply_obj(kubectl, namespace, iris_model())
+    apply_obj(kubectl, namespace, version_obj(2, artifacts[2]))
+    wait_phase(kubectl, namespace, "iris-v2", {"Stable"}, SLOW)
+    apply_obj(kubectl, namespace, version_obj(3, artifacts[3]))
+    wait_phase(kubectl, namespace, "iris-v3", {"EvaluationFailed"}, SLOW)
+    kubectl("annotate", "-n", namespace, "mv", "iris-v3", "modelrollout.io/promote=ticket-42")
+    v3 = wait_phase(kubectl, namespace, "iris-v3", {"Stable"}, SLOW)
+    assert v3["status"]["manualPromotion"] is True
+    assert v3["status"]["handled"]["promote"] == "ticket-42"
+    assert "manual" in v3["status"]["message"]
+    wait_for("v3 serving", lambda: stable_is(kubectl, namespace, 3), timeout=60)
+    events = get_json(kubectl, namespace, "events", "--field-selector=involvedObject.name=iris-v3")
+    assert "ManualPromotion" in {e["reason"] for e in events["items"]}
+
+
+def test_superseded_candidate_returns_when_its_successor_fails(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str, artifacts: dict[int, Artifact]
+) -> None:
+    apply_obj(kubectl, namespace, iris_model())
+    v2 = version_obj(2, Artifact(artifacts[2].uri, "e" * 64))
+    v2["metadata"]["annotations"] = {"modelrollout.io/paused": "true"}
+    apply_obj(kubectl, namespace, v2)
+    apply_obj(kubectl, namespace, version_obj(1, artifacts[1]))
+    wait_phase(kubectl, namespace, "iris-v1", {"Superseded"}, SLOW)
+    kubectl("annotate", "-n", namespace, "mv", "iris-v2", "modelrollout.io/paused-")
+    wait_phase(kubectl, namespace, "iris-v2", {"Failed"}, SLOW)
+    v1 = wait_phase(kubectl, namespace, "iris-v1", {"Stable"}, SLOW)
+    assert v1["status"]["attempt"] == 2
+    events = get_json(kubectl, namespace, "events", "--field-selector=involvedObject.name=iris-v1")
+    assert "CandidateAgain" in {e["reason"] for e in events["items"]}
+    wait_for("v1 serving", lambda: stable_is(kubectl, namespace, 1), timeout=60)
