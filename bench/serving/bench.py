@@ -151,11 +151,31 @@ def run_wrk(url: str, body: bytes, seconds: int, workdir: Path) -> dict[str, flo
     return {"rps": rps, "p50": lat["50"], "p99": lat["99"], "requests": total, "errors": errors}
 
 
-def run_ghz(ghz: Path, port: int, request: Path, protoset: Path, seconds: int) -> dict[str, float]:
+def grpc_inputs(
+    target: peers.Target, work: Workload, batch: int, args: argparse.Namespace
+) -> tuple[Path, Path]:
+    """(protoset, serialized request) for this server's gRPC API."""
+    if target.kind == "ours":
+        return args.protoset, grpc_request(work, batch, args.workdir)
+    request = args.workdir / f"v2-{target.kind}-{work.name}-{batch}.bin"
+    if not request.exists():
+        rows = args.workdir / f"rows-{work.name}.json"
+        rows.write_text(json.dumps(work.rows(max(args.batches))))
+        python = args.bench_dir / target.kind / "bin" / "python"
+        cmd = [str(python), str(peers.HERE / "v2_grpc.py"), target.kind, work.name, str(rows),
+               str(args.workdir), *map(str, args.batches)]  # fmt: skip
+        subprocess.run(cmd, check=True, capture_output=True)
+    return args.workdir / f"v2-{target.kind}.protoset", request
+
+
+def run_ghz(
+    ghz: Path, target: peers.Target, request: Path, protoset: Path, seconds: int
+) -> dict[str, float]:
     cmd = [
         "taskset", "-c", "1", str(ghz), "--insecure", "--protoset", str(protoset),
-        "--call", "tensorflow.serving.PredictionService/Predict", "--binary-file", str(request),
-        "-c", str(CONCURRENCY), "-z", f"{seconds}s", "-O", "json", f"{peers.HOST}:{port}",
+        "--call", target.grpc_call, "--binary-file", str(request),
+        "-c", str(CONCURRENCY), "-z", f"{seconds}s", "-O", "json",
+        f"{peers.HOST}:{target.grpc_port}",
     ]  # fmt: skip
     report = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
     lat = {d["percentage"]: d["latency"] / 1e6 for d in report.get("latencyDistribution") or []}
@@ -194,8 +214,8 @@ def measure(
                 res = run_wrk(target.predict_url, target.body(work.rows(batch)), args.seconds,
                               args.workdir)  # fmt: skip
             else:
-                req = grpc_request(work, batch, args.workdir)
-                res = run_ghz(args.ghz, target.grpc_port or 0, req, args.protoset, args.seconds)
+                protoset, req = grpc_inputs(target, work, batch, args)
+                res = run_ghz(args.ghz, target, req, protoset, args.seconds)
             cpu_us = (cpu_seconds(proc.pid) - before) / max(res["requests"], 1) * 1e6
             base = baseline_us[batch] if target.kind == "ours" else work.predict_us[batch]
             rows.append(

@@ -1,8 +1,8 @@
 """A KServe model server for a joblib scikit-learn model (KServe's sklearnserver is not on PyPI).
 
 Runs in the kserve venv: ``python kserve_model.py NAME PATH HTTP_PORT GRPC_PORT default|quiet``.
-KServe binds 0.0.0.0 with no host option; this benchmark must stay on loopback,
-so wildcard binds are rewritten to 127.0.0.1 before KServe starts.
+KServe binds 0.0.0.0 (REST) and [::] (gRPC) with no host option; this benchmark
+must stay on loopback, so both are rewritten to 127.0.0.1 before KServe starts.
 """
 
 from __future__ import annotations
@@ -24,13 +24,25 @@ def _loopback_bind(self: socket.socket, address: Any) -> None:
 
 socket.socket.bind = _loopback_bind  # type: ignore[method-assign]
 
+import grpc.aio._server  # noqa: E402
 import joblib  # noqa: E402
 import kserve  # noqa: E402
 import numpy as np  # noqa: E402
 
+_add_port = grpc.aio._server.Server.add_insecure_port
+
+
+def _loopback_port(self: Any, address: str) -> int:
+    """KServe's gRPC server listens on [::]:PORT through gRPC core, not Python sockets."""
+    port = address.rsplit(":", 1)[1]
+    return int(_add_port(self, f"127.0.0.1:{port}"))
+
+
+grpc.aio._server.Server.add_insecure_port = _loopback_port  # type: ignore[method-assign]
+
 
 class SKLearnModel(kserve.Model):  # type: ignore[misc]
-    """What KServe's sklearnserver does: joblib.load, then predict on ``instances``."""
+    """What KServe's sklearnserver does: joblib.load, then predict (v1 JSON or V2 gRPC)."""
 
     def __init__(self, name: str, path: str) -> None:
         super().__init__(name)
@@ -42,7 +54,13 @@ class SKLearnModel(kserve.Model):  # type: ignore[misc]
         self.ready = True
         return True
 
-    def predict(self, payload: Any, headers: Any = None) -> dict[str, Any]:  # noqa: ARG002
+    def predict(self, payload: Any, headers: Any = None) -> Any:  # noqa: ARG002
+        if isinstance(payload, kserve.InferRequest):  # V2 (gRPC)
+            labels = np.asarray(self.model.predict(payload.inputs[0].as_numpy()), dtype=np.int64)
+            output = kserve.InferOutput("predict", list(labels.shape), "INT64", labels.tolist())
+            return kserve.InferResponse(
+                response_id=payload.id or "", model_name=self.name, infer_outputs=[output]
+            )
         rows = np.asarray(payload["instances"])
         return {"predictions": self.model.predict(rows).tolist()}
 

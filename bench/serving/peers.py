@@ -17,6 +17,8 @@ HOST = "127.0.0.1"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SERVER_CPU = "0"
+V2_CALL = "inference.GRPCInferenceService/ModelInfer"
+"""The peers' gRPC API: the V2 (KServe/Triton) inference protocol."""
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Target:
     ready_url: str
     predict_url: str
     grpc_port: int | None = None
+    grpc_call: str = "tensorflow.serving.PredictionService/Predict"
     env: dict[str, str] = field(default_factory=dict)
 
     def body(self, rows: list[list[float]]) -> bytes:
@@ -95,7 +98,9 @@ def mlserver(
     base = f"http://{HOST}:{http_port}/v2/models/{name}"
     label = "MLServer tuned" if tuned else "MLServer default"
     cmd = [str(venv / "bin" / "mlserver"), "start", str(workdir)]
-    return Target(label, "mlserver", cmd, workdir, f"{base}/ready", f"{base}/infer")
+    return Target(
+        label, "mlserver", cmd, workdir, f"{base}/ready", f"{base}/infer", grpc_port, V2_CALL
+    )
 
 
 def kserve(
@@ -108,4 +113,4 @@ def kserve(
     ]  # fmt: skip
     base = f"http://{HOST}:{http_port}/v1/models/{name}"
     label = "KServe tuned" if tuned else "KServe default"
-    return Target(label, "kserve", cmd, HERE, base, f"{base}:predict")
+    return Target(label, "kserve", cmd, HERE, base, f"{base}:predict", grpc_port, V2_CALL)
