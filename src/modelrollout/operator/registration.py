@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+from kopf.on import TimerDecorator
 
 from modelrollout.core import spec
 from modelrollout.core.state import Sibling
@@ -32,6 +33,21 @@ def _due(memo: Any, body: kopf.Body) -> bool:
     return bool(rv != memo.get("rv") or time.monotonic() >= memo.get("next", 0.0))
 
 
+def _timer(
+    registry: kopf.OperatorRegistry, settings: OperatorSettings, plural: str, handler_id: str
+) -> TimerDecorator:
+    """A timer on one of our resources: every tick, retried soon after an error."""
+    return kopf.timer(
+        spec.GROUP,
+        spec.API_VERSION,
+        plural,
+        registry=registry,
+        interval=settings.tick,
+        backoff=settings.tick * 2,
+        id=handler_id,
+    )
+
+
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: Kube) -> None:
     """Attach the operator's index, timers and deletion handler to ``registry``."""
     group, version = spec.GROUP, spec.API_VERSION
@@ -45,15 +61,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: 
         key = (str(body.metadata.namespace), str(body.spec.get("model", "")))
         return {key: observe.sibling(body)}
 
-    @kopf.timer(
-        group,
-        version,
-        spec.VERSIONS,
-        registry=registry,
-        interval=settings.tick,
-        backoff=settings.tick * 2,
-        id="reconcile",
-    )
+    @_timer(registry, settings, spec.VERSIONS, "reconcile")
     def version_timer(body: kopf.Body, patch: kopf.Patch, memo: Any, **kwargs: Any) -> None:
         if not _due(memo, body):
             return
@@ -81,15 +89,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: 
             kube.patch_status(str(meta.namespace), spec.VERSIONS, str(meta.name), status)
         raise kopf.TemporaryError(reason, delay=settings.tick * 2)
 
-    @kopf.timer(
-        group,
-        version,
-        spec.MODELS,
-        registry=registry,
-        interval=settings.tick,
-        backoff=settings.tick * 2,
-        id="summary",
-    )
+    @_timer(registry, settings, spec.MODELS, "summary")
     def model_timer(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
         index: VersionIndex = kwargs["versions_by_model"]
         key = (str(body.metadata.namespace), str(body.metadata.name))
