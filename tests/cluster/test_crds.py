@@ -132,3 +132,10 @@ def test_examples_are_valid(kubectl: Kubectl, namespace: str) -> None:
         "apply", "--dry-run=server", "-n", namespace, "-f", str(REPO / "examples" / "iris")
     )
     assert result.stdout.count("(server dry run)") == 4
+
+
+def test_kubectl_explain_teaches_the_fields(kubectl: Kubectl) -> None:
+    out = kubectl("explain", "modelversion.spec.artifact.sha256").stdout
+    assert "verified before" in out
+    gates = kubectl("explain", "model.spec.evaluation.gates.metrics.maxRegression").stdout
+    assert "worsening against the stable version" in gates
