@@ -92,6 +92,8 @@ class Demo:
         self.settings = settings
         self.cluster = LocalCluster(ClusterSettings(name=settings.cluster))
         self.operator: subprocess.Popen[bytes] | None = None
+        self.took: dict[int, float] = {}
+        """Seconds from `kubectl apply` of each version to its end phase."""
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         return str(self.cluster.kubectl(*args, stdin=stdin).stdout)
@@ -144,8 +146,10 @@ class Demo:
             say(story)
             uri, sha = artifacts[version]
             manifest = json.dumps(version_manifest(version, uri, sha))
+            started = time.monotonic()
             self.kubectl("apply", "-n", ns, "-f", "-", stdin=manifest)
             phase = self.watch(f"iris-v{version}")
+            self.took[version] = time.monotonic() - started
             if phase != expected:
                 problems.append(f"v{version} ended {phase or 'nowhere'}, expected {expected}")
         say("v2 serves; v1 stays warm for the Model's keepPreviousSeconds, then is superseded")
@@ -247,8 +251,10 @@ def summary(demo: Demo) -> str:
             if "baseline" in acc
             else ""
         )
+        number = int(item["spec"]["version"])
+        took = f" (decided {demo.took[number]:.0f} s after apply)" if number in demo.took else ""
         lines.append(
-            f"  v{item['spec']['version']}: {status.get('phase')}; accuracy "
+            f"  v{number}: {status.get('phase')}{took}; accuracy "
             f"{acc.get('candidate', float('nan')):.4f}{base}; {status.get('message', '')}"
         )
     lines.append(f"  the Model's Service answers with version {demo.serving()}")
