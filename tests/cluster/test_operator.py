@@ -186,3 +186,32 @@ def test_standby_replica_takes_over_when_the_active_one_dies(
     finally:
         standby.stop()
         operator.start()
+
+
+def test_reapplying_the_same_manifests_mid_rollout_changes_nothing(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    apply_obj(kubectl, namespace, iris_model())
+    apply_obj(kubectl, namespace, iris_version(1))
+    before = wait_phase(kubectl, namespace, "iris-v1", {"Deploying"})
+    dep = wait_for("Deployment iris-v1", lambda: get_json(kubectl, namespace, "deploy", "iris-v1"))
+    for _ in range(3):
+        apply_obj(kubectl, namespace, iris_model())
+        apply_obj(kubectl, namespace, iris_version(1))
+        kubectl(
+            "apply",
+            "--server-side",
+            "--field-manager=argocd-controller",
+            "--force-conflicts",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            stdin=json.dumps(iris_version(1)),
+        )
+    after = get_json(kubectl, namespace, "mv", "iris-v1")
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert after["status"]["attempt"] == before["status"]["attempt"]
+    assert after["status"]["phaseSince"] == before["status"]["phaseSince"]
+    again = get_json(kubectl, namespace, "deploy", "iris-v1")
+    assert again["metadata"]["uid"] == dep["metadata"]["uid"]
