@@ -38,6 +38,8 @@ class Phase(StrEnum):
     DEPLOYING = "Deploying"
     EVALUATING = "Evaluating"
     EVALUATION_FAILED = "EvaluationFailed"
+    CANARY = "Canary"
+    """Reserved for the canary stage (traffic steps between evaluation and promotion)."""
     PROMOTING = "Promoting"
     STABLE = "Stable"
     SUPERSEDED = "Superseded"
@@ -45,7 +47,9 @@ class Phase(StrEnum):
     FAILED = "Failed"
 
 
-IN_FLIGHT = frozenset({Phase.PENDING, Phase.DEPLOYING, Phase.EVALUATING, Phase.PROMOTING})
+IN_FLIGHT = frozenset(
+    {Phase.PENDING, Phase.DEPLOYING, Phase.EVALUATING, Phase.CANARY, Phase.PROMOTING}
+)
 """Phases of a version on its way to production."""
 REJECTED = frozenset({Phase.EVALUATION_FAILED, Phase.ROLLED_BACK, Phase.FAILED})
 """Phases of a version that failed: never a candidate until retried."""
