@@ -25,7 +25,7 @@ from tests.serving.grpc_helpers import (
     status_pb2,
     types_pb2,
 )
-from tests.serving.harness import Server
+from tests.serving.harness import Server, metric
 
 pytestmark = pytest.mark.serving
 
@@ -316,3 +316,16 @@ def test_multi_inference_unimplemented(iris_server: Server) -> None:
     inference_pb2 = protos.load("tensorflow_serving.apis.inference_pb2")
     err = rpc_error(stub(iris_server).MultiInference, inference_pb2.MultiInferenceRequest())
     assert err.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_grpc_requests_are_counted_by_code(iris_server: Server) -> None:
+    base = 'model="iris",version="3"'
+    ok = f'modelrollout_requests_total{{{base},method="predict",protocol="grpc",code="OK"}}'
+    missing = (
+        f'modelrollout_requests_total{{{base},method="predict",protocol="grpc",code="NOT_FOUND"}}'
+    )
+    before_ok, before_missing = metric(iris_server, ok) or 0, metric(iris_server, missing) or 0
+    stub(iris_server).Predict(predict_request("iris", np.ones((2, 4))), timeout=30)
+    rpc_error(stub(iris_server).Predict, predict_request("iris", np.ones((1, 4)), version=5))
+    assert metric(iris_server, ok) == before_ok + 1
+    assert metric(iris_server, missing) == before_missing + 1
