@@ -85,6 +85,13 @@ def test_not_ready_until_loaded(gated: GatedArtifact, tmp_path: Path) -> None:
         assert server.stop() == 0
 
 
+def test_sigterm_while_loading_exits_zero_at_once(gated: GatedArtifact, tmp_path: Path) -> None:
+    server = launch(gated.url, tmp_path, name="iris")
+    wait_until("the download to start", gated.requested.is_set, timeout=60)
+    assert server.stop(timeout=20) == 0  # the download is still held by the gate
+    assert "stopped while loading" in server.log()
+
+
 @pytest.fixture
 def slow_server(artifacts: dict[str, Trained], tmp_path: Path) -> Iterator[Server]:
     """The sleeping model, one request admitted at a time, every batch on a worker thread."""

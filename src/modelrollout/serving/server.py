@@ -8,10 +8,12 @@ reason to the termination log and exits 4 without ever serving a prediction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -88,6 +90,34 @@ def _warm_up(model: ServedModel) -> None:
         model.predict(np.zeros((1, model.info.n_features)))
     except Exception as err:  # a model may reject zeros; that is not a load failure
         log.info("warm-up prediction skipped: %s", err)
+
+
+def _load_in_daemon_thread(
+    loop: asyncio.AbstractEventLoop, settings: ServerSettings
+) -> asyncio.Future[ServedModel]:
+    """Run ``load_model`` on a daemon thread; its outcome arrives as a future on ``loop``."""
+    future: asyncio.Future[ServedModel] = loop.create_future()
+
+    def settle(result: ServedModel | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def work() -> None:
+        try:
+            model = load_model(settings)
+        except BaseException as err:
+            outcome: tuple[ServedModel | None, BaseException | None] = (None, err)
+        else:
+            outcome = (model, None)
+        with contextlib.suppress(RuntimeError):  # the loop is gone: we are exiting
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=work, name="model-loader", daemon=True).start()
+    return future
 
 
 async def _serve(settings: ServerSettings) -> int:
@@ -174,9 +204,9 @@ class _Process:
 
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        loader: asyncio.Future[ServedModel] = loop.run_in_executor(
-            self.executor, load_model, self.settings
-        )
+        # A daemon thread, not the executor: a SIGTERM during a slow download or load
+        # must end the process now, not after the load finishes.
+        loader = _load_in_daemon_thread(loop, self.settings)
         stopper = asyncio.ensure_future(self.stop.wait())
         racers: list[asyncio.Future[Any]] = [loader, stopper]
         await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
