@@ -214,7 +214,7 @@ class DataPlane:
         model = self.resolve(spec)
         self.signature(model, spec.signature_name, CLASSIFY_METHOD)
         result = await self._run(x.shape[0] if x.ndim else 0, lambda: model.classify(x))
-        self.metrics.record_labels(np.asarray(result[2]))
+        self.metrics.record_labels(np.asarray(result[2]), model.info.classes)
         return result
 
     async def regress(self, spec: ModelSpec, x: np.ndarray) -> np.ndarray:
@@ -226,7 +226,7 @@ class DataPlane:
 
     def _record_predictions(self, model: ServedModel, predictions: Any) -> None:
         if model.info.kind == "classifier":
-            self.metrics.record_labels(np.asarray(predictions))
+            self.metrics.record_labels(np.asarray(predictions), model.info.classes)
         else:
             self.metrics.record_values(np.asarray(predictions))
 

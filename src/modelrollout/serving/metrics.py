@@ -106,10 +106,17 @@ class Metrics:
             hist = self.latency[method] = Histogram(LATENCY_BUCKETS)
         hist.observe(seconds)
 
-    def record_labels(self, labels: np.ndarray) -> None:
-        """Count predicted classes (classifiers)."""
+    def record_labels(self, labels: np.ndarray, classes: np.ndarray | None = None) -> None:
+        """Count predicted classes (classifiers); ``classes`` (sorted, as sklearn's
+        ``classes_``) makes large batches a bincount instead of a sort."""
         if labels.size == 1:
             self.classes[str(labels.reshape(-1)[0])] += 1
+            return
+        if classes is not None and labels.dtype.kind in "iuf" and classes.dtype.kind in "iuf":
+            counts = np.bincount(np.searchsorted(classes, labels), minlength=len(classes))
+            for value, n in zip(classes.tolist(), counts.tolist(), strict=False):
+                if n:
+                    self.classes[str(value)] += n
             return
         values, counts = np.unique(labels, return_counts=True)
         for value, n in zip(values, counts, strict=True):

@@ -63,3 +63,11 @@ def test_gauges_and_special_values() -> None:
     assert 'modelrollout_model_load_duration_seconds{model="m",version="1"} NaN' in out
     m.record_values(np.array([np.inf]))
     assert 'modelrollout_prediction_value_sum{model="m",version="1"} +Inf' in m.render()
+
+
+def test_class_counts_with_known_classes_match_the_generic_count() -> None:
+    labels = np.array([2, 0, 2, 2, 1, 0])
+    fast, generic = Metrics("m", 1), Metrics("m", 1)
+    fast.record_labels(labels, np.array([0, 1, 2, 3]))
+    generic.record_labels(labels)
+    assert dict(fast.classes) == dict(generic.classes) == {"0": 2, "1": 1, "2": 3}

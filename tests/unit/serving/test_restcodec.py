@@ -83,6 +83,10 @@ def test_predict_response_shapes() -> None:
     assert restcodec.predict_response(two, columnar=True) == {
         "outputs": {"predictions": [0, 1], "probabilities": [[0.9, 0.1], [0.2, 0.8]]}
     }
+    three = {"a": np.array([1, 2]), "b": np.array([3, 4]), "c": np.array([5, 6])}
+    assert restcodec.predict_response(three, columnar=False) == {
+        "predictions": [{"a": 1, "b": 3, "c": 5}, {"a": 2, "b": 4, "c": 6}]
+    }
     one = {"predictions": np.array([1.5, 2.5])}
     assert restcodec.predict_response(one, columnar=False) == {"predictions": [1.5, 2.5]}
     assert restcodec.predict_response(one, columnar=True) == {"outputs": [1.5, 2.5]}
