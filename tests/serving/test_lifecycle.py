@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import http.server
+import json
 import signal
 import threading
 from collections.abc import Iterator
@@ -133,14 +135,27 @@ def test_saturation_answers_429_and_resource_exhausted(slow_server: Server) -> N
     with pytest.raises(grpc.RpcError) as info:
         stub.Predict(predict_request("slow", np.zeros((1, 2))), timeout=30)
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    # Health and metadata still answer while the model is busy.
-    assert slow_server.http("GET", "/v1/models/slow")[0] == 200
+    # A refused request's body is discarded unread into memory; the connection stays usable.
+    conn = http.client.HTTPConnection(HOST, slow_server.rest_port, timeout=30)
+    try:
+        big = json.dumps({"instances": [[0.0, 0.0]] * 50_000})
+        conn.request("POST", "/v1/models/slow:predict", body=big)
+        refused = conn.getresponse()
+        assert refused.status == 429
+        refused.read()
+        # Health and metadata still answer while the model is busy, on the same connection.
+        conn.request("GET", "/v1/models/slow")
+        status = conn.getresponse()
+        assert status.status == 200
+        status.read()
+    finally:
+        conn.close()
     assert held.result(timeout=60) == (200, {"predictions": [3.0]})
     exhausted = (
         f'modelrollout_requests_total{{{SLOW},method="predict",protocol="rest",'
         'code="RESOURCE_EXHAUSTED"}'
     )
-    assert metric(slow_server, exhausted) == 1
+    assert metric(slow_server, exhausted) == 2
 
 
 def test_sigterm_drains_in_flight_and_exits_zero(slow_server: Server) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,20 @@ _REASONS = {
 _JSON = b"application/json"
 _METRICS = b"text/plain; version=0.0.4; charset=utf-8"
 _MAX_HEADER_BYTES = 64 * 1024
+
+
+_MODEL_METHODS = frozenset({"predict", "classify", "regress"})
+
+
+@dataclass
+class _Pending:
+    """A request whose head is read: its route, start time and admission slot."""
+
+    method: str
+    path: str
+    route: restcodec.Route | None
+    start: float
+    admitted: bool = False
 
 
 class HttpError(Exception):
@@ -118,11 +132,20 @@ class RestServer:
             self._idle.add(writer)
             # An idle or slow client (headers or body) is disconnected after the idle timeout.
             timer = loop.call_later(self.idle_timeout_s, writer.transport.close)
+            refused: ServingError | None = None
             try:
                 head = await reader.readuntil(b"\r\n\r\n")
                 self._idle.discard(writer)
                 method, target, keep_alive, headers = _parse_head(head)
-                body = await self._body(reader, writer, headers)
+                # Admission before the body is read: a saturated server holds at most
+                # max_concurrency request bodies in memory, however many clients send.
+                try:
+                    pending = self._begin(method, target)
+                except ServingError as err:
+                    refused = err
+                    keep_alive = keep_alive and await self._discard_body(reader, headers)
+                else:
+                    body = await self._read_body(pending, reader, writer, headers)
             except asyncio.LimitOverrunError:
                 writer.write(_response(431, _JSON, _error_body("request headers too large"), False))
                 return
@@ -133,14 +156,46 @@ class RestServer:
             finally:
                 timer.cancel()
                 self._idle.discard(writer)
-            status, ctype, payload = await self.dispatch(method, target, body)
-            keep_alive = keep_alive and not self.closing
-            writer.write(_response(status, ctype, payload, keep_alive))
-            if writer.transport.get_write_buffer_size() > 65536:
-                await writer.drain()
-            if not keep_alive:
-                await writer.drain()
+            if refused is not None:
+                answer = (refused.http_status, _JSON, _error_body(refused.message))
+            else:
+                answer = await self.dispatch(pending, body)
+            if not await self._write(writer, answer, keep_alive and not self.closing):
                 return
+
+    async def _write(
+        self, writer: asyncio.StreamWriter, answer: tuple[int, bytes, bytes], keep_alive: bool
+    ) -> bool:
+        """Send a response; False when the connection is to be closed."""
+        writer.write(_response(*answer, keep_alive))
+        if not keep_alive or writer.transport.get_write_buffer_size() > 65536:
+            await writer.drain()
+        return keep_alive
+
+    async def _read_body(
+        self,
+        pending: _Pending,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        headers: dict[str, str],
+    ) -> bytes:
+        try:
+            return await self._body(reader, writer, headers)
+        except BaseException:
+            self._finish(pending, None)
+            raise
+
+    async def _discard_body(self, reader: asyncio.StreamReader, headers: dict[str, str]) -> bool:
+        """Drop a refused request's body in small reads; False if the connection must close."""
+        length_text = headers.get("content-length", "0").strip()
+        if "transfer-encoding" in headers or "expect" in headers or not length_text.isdigit():
+            return False
+        left = int(length_text)
+        if left > self.max_body_bytes:
+            return False
+        while left:
+            left -= len(await reader.readexactly(min(left, 65536)))
+        return True
 
     async def _body(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: dict[str, str]
@@ -158,33 +213,46 @@ class RestServer:
         return await reader.readexactly(length) if length else b""
 
     # -- routing -----------------------------------------------------------
-    async def dispatch(
-        self, http_method: str, target: str, body: bytes
-    ) -> tuple[int, bytes, bytes]:
-        """Answer one request: (status, content type, body)."""
+    def _begin(self, http_method: str, target: str) -> _Pending:
+        """Route a request line and, for model calls, take an admission slot."""
         path = target.split("?", 1)[0]
-        if path == "/metrics" and http_method == "GET":
-            return 200, _METRICS, self.plane.metrics.render().encode()
-        route = restcodec.parse_path(http_method, path)
-        if route is None:
-            status = 400 if path.startswith("/v1/") else 404
-            return status, _JSON, _error_body(f"Malformed request: {http_method} {path}")
-        start = time.perf_counter()
-        code = "OK"
-        admitted = False
-        try:
-            if route.method in ("predict", "classify", "regress"):
+        route = None if path == "/metrics" else restcodec.parse_path(http_method, path)
+        pending = _Pending(http_method, path, route, time.perf_counter())
+        if route is not None and route.method in _MODEL_METHODS:
+            try:
                 self.plane.admit()
-                admitted = True
-            status, payload = await self._route(route, body)
+            except ServingError as err:
+                self._finish(pending, err.code)
+                raise
+            pending.admitted = True
+        return pending
+
+    def _finish(self, pending: _Pending, code: str | None) -> None:
+        """Release the admission slot; count the request (``code`` None: not answered)."""
+        if pending.admitted:
+            pending.admitted = False
+            self.plane.release()
+        if pending.route is not None and code is not None:
+            elapsed = time.perf_counter() - pending.start
+            self.plane.metrics.record(pending.route.method, "rest", code, elapsed)
+
+    async def dispatch(self, pending: _Pending, body: bytes) -> tuple[int, bytes, bytes]:
+        """Answer one request: (status, content type, body)."""
+        if pending.path == "/metrics" and pending.method == "GET":
+            return 200, _METRICS, self.plane.metrics.render().encode()
+        if pending.route is None:
+            status = 400 if pending.path.startswith("/v1/") else 404
+            message = f"Malformed request: {pending.method} {pending.path}"
+            return status, _JSON, _error_body(message)
+        code = "OK"
+        try:
+            status, payload = await self._route(pending.route, body)
             return status, _JSON, payload
         except ServingError as err:
             code = err.code
             return err.http_status, _JSON, _error_body(err.message)
         finally:
-            if admitted:
-                self.plane.release()
-            self.plane.metrics.record(route.method, "rest", code, time.perf_counter() - start)
+            self._finish(pending, code)
 
     async def _route(self, route: restcodec.Route, body: bytes) -> tuple[int, bytes]:
         plane = self.plane
