@@ -8,8 +8,8 @@ version serving, and an operator killed in the middle of each phase.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,16 +191,16 @@ def test_deleting_the_model_removes_what_it_owns(
     wait_for("v1 server removed", lambda: get_json(kubectl, namespace, "deploy", "iris-v1") == {})
 
 
-def test_invalid_resources_are_rejected_at_apply(
+def test_invalid_version_is_rejected_at_apply_and_nothing_runs(
     kubectl: Kubectl, namespace: str, artifacts: dict[int, Artifact], operator: OperatorProcess
 ) -> None:
+    apply_obj(kubectl, namespace, iris_model())
     bad = version_obj(0, artifacts[1])
-    result = kubectl(
-        "apply", "-n", namespace, "-f", "-", stdin=str(bad).replace("'", '"'), check=False
-    )
+    result = kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(bad), check=False)
     assert result.returncode != 0
     assert "spec.version" in result.stderr
-    assert Path(artifacts[1].uri.removeprefix("file://")).exists()
+    assert get_json(kubectl, namespace, "mv", "iris-v0") == {}
+    assert get_json(kubectl, namespace, "deploy", "iris-v0") == {}
 
 
 def test_manual_promotion_of_a_rejected_version_is_recorded(
