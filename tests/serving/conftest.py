@@ -101,10 +101,12 @@ def iris_server(artifacts: dict[str, Trained], workdir: Path) -> Iterator[Server
         "stable=3",
         "--version-label",
         "canary=4",
+        "--runtime",
+        "sklearn",
     )
 
 
 @pytest.fixture(scope="module")
 def ridge_server(artifacts: dict[str, Trained], workdir: Path) -> Iterator[Server]:
     """diabetes Ridge regressor as model ``diabetes`` version 1."""
-    yield from _serve(artifacts["diabetes"].path, workdir, "diabetes")
+    yield from _serve(artifacts["diabetes"].path, workdir, "diabetes", "--runtime", "sklearn")

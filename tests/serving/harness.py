@@ -92,8 +92,14 @@ def launch(
     *,
     name: str = "model",
     args: Sequence[str] = (),
+    runtime: str = "sklearn",
 ) -> Server:
-    """Start the server process without waiting for it."""
+    """Start the server process without waiting for it.
+
+    ``runtime`` is passed as ``--runtime`` unless ``args`` name one: tests that compare
+    served predictions with the in-process estimator exactly want scikit-learn itself;
+    the compiled path (the server's own default, ``auto``) is asked for explicitly.
+    """
     grpc_port, rest_port = free_port(), free_port()
     log_path = workdir / f"server-{rest_port}.log"
     termination_log = workdir / f"termination-{rest_port}.log"
@@ -115,6 +121,7 @@ def launch(
         "--termination-log",
         str(termination_log),
         *args,
+        *(() if "--runtime" in args else ("--runtime", runtime)),
     ]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     with log_path.open("wb") as log:

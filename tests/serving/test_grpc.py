@@ -320,9 +320,10 @@ def test_multi_inference_unimplemented(iris_server: Server) -> None:
 
 def test_grpc_requests_are_counted_by_code(iris_server: Server) -> None:
     base = 'model="iris",version="3"'
-    ok = f'modelrollout_requests_total{{{base},method="predict",protocol="grpc",code="OK"}}'
+    rb = f'{base},runtime="sklearn"'
+    ok = f'modelrollout_requests_total{{{rb},method="predict",protocol="grpc",code="OK"}}'
     missing = (
-        f'modelrollout_requests_total{{{base},method="predict",protocol="grpc",code="NOT_FOUND"}}'
+        f'modelrollout_requests_total{{{rb},method="predict",protocol="grpc",code="NOT_FOUND"}}'
     )
     before_ok, before_missing = metric(iris_server, ok) or 0, metric(iris_server, missing) or 0
     stub(iris_server).Predict(predict_request("iris", np.ones((2, 4))), timeout=30)

@@ -145,14 +145,14 @@ def test_saturation_answers_429_and_resource_exhausted(slow_server: Server) -> N
         refused.read()
         # Health and metadata still answer while the model is busy, on the same connection.
         conn.request("GET", "/v1/models/slow")
-        status = conn.getresponse()
-        assert status.status == 200
-        status.read()
+        answer = conn.getresponse()
+        assert answer.status == 200
+        answer.read()
     finally:
         conn.close()
     assert held.result(timeout=60) == (200, {"predictions": [3.0]})
     exhausted = (
-        f'modelrollout_requests_total{{{SLOW},method="predict",protocol="rest",'
+        f'modelrollout_requests_total{{{SLOW},runtime="sklearn",method="predict",protocol="rest",'
         'code="RESOURCE_EXHAUSTED"}'
     )
     assert metric(slow_server, exhausted) == 2

@@ -282,8 +282,9 @@ def test_malformed_request_line(iris_server: Server) -> None:
 
 def test_metrics_count_by_code_and_class(iris_server: Server) -> None:
     base = 'model="iris",version="3"'
-    ok = f'modelrollout_requests_total{{{base},method="predict",protocol="rest",code="OK"}}'
-    nf = f'modelrollout_requests_total{{{base},method="predict",protocol="rest",code="NOT_FOUND"}}'
+    rb = f'{base},runtime="sklearn"'
+    ok = f'modelrollout_requests_total{{{rb},method="predict",protocol="rest",code="OK"}}'
+    nf = f'modelrollout_requests_total{{{rb},method="predict",protocol="rest",code="NOT_FOUND"}}'
     before_ok = metric(iris_server, ok) or 0
     before_nf = metric(iris_server, nf) or 0
     before_class = metric(iris_server, f'modelrollout_predictions_total{{{base},class="0"}}') or 0
@@ -295,7 +296,8 @@ def test_metrics_count_by_code_and_class(iris_server: Server) -> None:
         before_class + 3
     )
     count = metric(
-        iris_server, f'modelrollout_request_duration_seconds_count{{{base},method="predict"}}'
+        iris_server,
+        f'modelrollout_request_duration_seconds_count{{{rb},method="predict"}}',
     )
     assert count is not None
     assert count >= 2

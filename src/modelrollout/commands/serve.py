@@ -50,9 +50,29 @@ def _model_arguments(model: argparse._ArgumentGroup) -> None:
     model.add_argument(
         "--format",
         dest="model_format",
-        choices=("auto", "skops", "joblib", "pickle"),
+        choices=("auto", "skops", "joblib", "pickle", "onnx"),
         default="auto",
-        help="artifact format (default auto: a zip is skops, a pickle header is pickle)",
+        help="artifact format (default auto: .onnx is ONNX, a zip is skops, a pickle "
+        "header is pickle)",
+    )
+    model.add_argument(
+        "--runtime",
+        choices=("auto", "sklearn", "onnx"),
+        default="auto",
+        help="auto (default): compile scikit-learn models to ONNX when they convert and "
+        "verifiably answer the same, else scikit-learn; sklearn; onnx (.onnx artifacts)",
+    )
+    model.add_argument(
+        "--probe-data", metavar="URI", help="probe rows (CSV/.npy) for the equivalence check"
+    )
+    model.add_argument(
+        "--probe-rows", type=int, default=256, help="rows drawn when no probe data is given"
+    )
+    model.add_argument(
+        "--equivalence-atol", type=float, default=1e-5, help="absolute tolerance (1e-5)"
+    )
+    model.add_argument(
+        "--equivalence-rtol", type=float, default=1e-4, help="relative tolerance (1e-4)"
     )
     model.add_argument(
         "--trust",
@@ -91,7 +111,13 @@ def _limit_arguments(limits: argparse._ArgumentGroup) -> None:
         help="model requests in flight at once; beyond it RESOURCE_EXHAUSTED / HTTP 429",
     )
     limits.add_argument(
-        "--workers", type=int, default=1, help="threads for batches over --inline-rows"
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the ports (SO_REUSEPORT); /metrics sums them all",
+    )
+    limits.add_argument(
+        "--threads", type=int, default=1, help="threads per process for batches over --inline-rows"
     )
     limits.add_argument(
         "--inline-rows",
@@ -148,6 +174,11 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         model_version=args.model_version,
         sha256=args.sha256,
         model_format=args.model_format,
+        runtime=args.runtime,
+        probe_data=args.probe_data,
+        probe_rows=args.probe_rows,
+        equivalence_atol=args.equivalence_atol,
+        equivalence_rtol=args.equivalence_rtol,
         allow_unsafe_pickle=args.allow_unsafe_pickle,
         trusted_types=tuple(args.trust),
         version_labels=dict(args.version_label),
@@ -156,6 +187,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         rest_port=args.rest_port,
         max_concurrency=args.max_concurrency,
         workers=args.workers,
+        threads=args.threads,
         inline_rows=args.inline_rows,
         max_request_bytes=args.max_request_bytes,
         idle_timeout_s=args.idle_timeout,

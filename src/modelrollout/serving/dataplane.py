@@ -101,7 +101,7 @@ class DataPlane:
         self.model = model
         self.state = State.AVAILABLE
         self.metrics.loaded = 1
-        self.metrics.runtime = model.runtime.name
+        self.metrics.set_runtime(model.runtime_info)
 
     def set_failed(self, reason: str) -> None:
         self.state = State.END
@@ -234,6 +234,10 @@ class DataPlane:
         """GetModelMetadata: the version and its signature defs."""
         model = self.resolve(spec)
         return self.version, model.signatures
+
+    def runtime_metadata(self) -> dict[str, str]:
+        """The ``runtime`` metadata entry: which runtime answers and why (after ``metadata``)."""
+        return self.model.runtime_info.as_dict() if self.model is not None else {}
 
     def status(self, spec: ModelSpec) -> list[VersionStatus]:
         """GetModelStatus: answers in every state, so readiness can be read from it."""

@@ -20,6 +20,7 @@ from modelrollout.serving.model import INPUT_NAME
 
 predict_pb2 = protos.load("tensorflow_serving.apis.predict_pb2")
 classification_pb2 = protos.load("tensorflow_serving.apis.classification_pb2")
+struct_pb2 = protos.load("google.protobuf.struct_pb2")
 regression_pb2 = protos.load("tensorflow_serving.apis.regression_pb2")
 metadata_pb2 = protos.load("tensorflow_serving.apis.get_model_metadata_pb2")
 status_pb2 = protos.load("tensorflow_serving.apis.get_model_status_pb2")
@@ -27,6 +28,8 @@ model_service_pb2_grpc = protos.load("tensorflow_serving.apis.model_service_pb2_
 prediction_service_pb2_grpc = protos.load("tensorflow_serving.apis.prediction_service_pb2_grpc")
 
 SIGNATURE_DEF_FIELD = "signature_def"
+RUNTIME_FIELD = "runtime"
+"""Metadata entry (a google.protobuf.Struct) naming the runtime and any fallback reason."""
 
 
 def model_spec(request: Any) -> ModelSpec:
@@ -177,6 +180,9 @@ class Servicer:
             response.model_spec.name = spec.name
             response.model_spec.version.value = version
             response.metadata[SIGNATURE_DEF_FIELD].Pack(self._metadata_cache)
+            runtime = struct_pb2.Struct()
+            runtime.update(self.plane.runtime_metadata())
+            response.metadata[RUNTIME_FIELD].Pack(runtime)
             return response
 
         return await self._call("metadata", context, handle, admit=False)

@@ -7,9 +7,11 @@ hot path, with no global registry to reset between tests.
 
 Exported series (all carry ``model`` and ``version``):
 
-- ``modelrollout_requests_total{method,protocol,code}`` — ``code`` is the gRPC
-  canonical code name (``OK``, ``INVALID_ARGUMENT``, ...), for both protocols.
-- ``modelrollout_request_duration_seconds{method}`` — latency histogram.
+- ``modelrollout_requests_total{runtime,method,protocol,code}`` — ``code`` is the
+  gRPC canonical code name (``OK``, ``INVALID_ARGUMENT``, ...), for both protocols;
+  ``runtime`` (``sklearn``/``onnx``) appears once the model is loaded.
+- ``modelrollout_request_duration_seconds{runtime,method}`` — latency histogram.
+- ``modelrollout_runtime_info{runtime,requested,fallback_reason}`` — 1.
 - ``modelrollout_predictions_total{class}`` — predicted class counts (classifiers).
 - ``modelrollout_prediction_value`` — histogram of predicted values (regressors).
 - ``modelrollout_requests_in_flight``, ``modelrollout_model_loaded{runtime}``,
@@ -23,6 +25,8 @@ import math
 from collections import defaultdict
 
 import numpy as np
+
+from modelrollout.serving.model import RuntimeInfo
 
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.0001,
@@ -96,7 +100,16 @@ class Metrics:
         self.in_flight = 0
         self.loaded = 0
         self.runtime = ""
+        self.runtime_labels = ""
         self.load_seconds = float("nan")
+
+    def set_runtime(self, info: RuntimeInfo) -> None:
+        """The runtime that answers: a label on request series and ``runtime_info``."""
+        self.runtime = info.runtime
+        self.runtime_labels = (
+            f'runtime="{_escape(info.runtime)}",requested="{_escape(info.requested)}",'
+            f'fallback_reason="{_escape(info.fallback_reason)}"'
+        )
 
     def record(self, method: str, protocol: str, code: str, seconds: float) -> None:
         """Count one finished request and its latency."""
@@ -129,13 +142,14 @@ class Metrics:
     def render(self) -> str:
         """The Prometheus text exposition (format 0.0.4)."""
         b = self.base
+        rb = f'{b},runtime="{self.runtime}"' if self.runtime else b
         out = [
             "# HELP modelrollout_requests_total Requests by method, protocol and status code.",
             "# TYPE modelrollout_requests_total counter",
         ]
         for (method, protocol, code), n in sorted(self.requests.items()):
             out.append(
-                f'modelrollout_requests_total{{{b},method="{method}",protocol="{protocol}",'
+                f'modelrollout_requests_total{{{rb},method="{method}",protocol="{protocol}",'
                 f'code="{code}"}} {n}'
             )
         out += [
@@ -143,7 +157,7 @@ class Metrics:
             "# TYPE modelrollout_request_duration_seconds histogram",
         ]
         for method, hist in sorted(self.latency.items()):
-            out += hist.render("modelrollout_request_duration_seconds", f'{b},method="{method}"')
+            out += hist.render("modelrollout_request_duration_seconds", f'{rb},method="{method}"')
         out += [
             "# HELP modelrollout_predictions_total Predicted class counts (classifiers).",
             "# TYPE modelrollout_predictions_total counter",
@@ -162,6 +176,12 @@ class Metrics:
             "# HELP modelrollout_model_loaded 1 once the model version serves.",
             "# TYPE modelrollout_model_loaded gauge",
             f'modelrollout_model_loaded{{{b},runtime="{self.runtime}"}} {self.loaded}',
+            "# HELP modelrollout_runtime_info The runtime answering; why auto fell back.",
+            "# TYPE modelrollout_runtime_info gauge",
+        ]
+        if self.runtime_labels:
+            out.append(f"modelrollout_runtime_info{{{b},{self.runtime_labels}}} 1")
+        out += [
             "# HELP modelrollout_model_load_duration_seconds Fetch, verify and load time.",
             "# TYPE modelrollout_model_load_duration_seconds gauge",
             f"modelrollout_model_load_duration_seconds{{{b}}} {_num(self.load_seconds)}",

@@ -1,9 +1,8 @@
 """The served model: what it is (signatures, classes) and how it computes, protocol-free.
 
-A ``Runtime`` computes outputs from a 2-D feature array. Today there is one,
-``SklearnRuntime`` (calls the estimator); a compiled runtime (ONNX, issue 10)
-slots in by implementing the same two methods, and ``ServedModel`` reports its
-name in metadata and metrics.
+A ``Runtime`` computes outputs from a 2-D feature array: ``SklearnRuntime``
+calls the estimator, ``compiled.OnnxRuntime`` runs an ONNX graph. ``ServedModel``
+reports which one answers (and why, ``RuntimeInfo``) in metadata and metrics.
 """
 
 from __future__ import annotations
@@ -44,6 +43,10 @@ class Runtime(Protocol):
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray: ...
 
+    def predict_both(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and probabilities, computed once where the runtime can."""
+        ...
+
 
 class SklearnRuntime:
     """Calls the scikit-learn estimator itself."""
@@ -53,6 +56,16 @@ class SklearnRuntime:
     def __init__(self, estimator: Any) -> None:
         self._predict = estimator.predict
         self._proba = getattr(estimator, "predict_proba", None)
+        final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+        classes = getattr(estimator, "classes_", None)
+        self._classes = np.asarray(classes) if classes is not None else None
+        self._labels_from_proba = type(final).__name__ in _LABELS_FROM_PROBA
+
+    def predict_both(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        proba = self.predict_proba(x)
+        if self._labels_from_proba and self._classes is not None:
+            return self._classes[np.argmax(proba, axis=1)], proba
+        return self.predict(x), proba
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self._predict(x))
@@ -60,6 +73,32 @@ class SklearnRuntime:
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         assert self._proba is not None
         return np.asarray(self._proba(x), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """Which runtime answers and why: shown in metadata, metrics and the log."""
+
+    runtime: str
+    """``sklearn`` or ``onnx``: what computes the predictions."""
+    requested: str = "sklearn"
+    """``--runtime`` as given: ``sklearn``, ``onnx`` or ``auto``."""
+    fallback_reason: str = ""
+    """Why ``auto`` serves with scikit-learn (empty when it did not fall back)."""
+    probe: str = ""
+    """The equivalence probe set (source and row count), when one was run."""
+    max_abs_diff: float = float("nan")
+    """Largest probability/value difference found on the probe set."""
+
+    def as_dict(self) -> dict[str, str]:
+        """String map for metadata (TF Serving clients ignore unknown metadata keys)."""
+        out = {"runtime": self.runtime, "requested": self.requested}
+        if self.fallback_reason:
+            out["fallback_reason"] = self.fallback_reason
+        if self.probe:
+            out["probe"] = self.probe
+            out["max_abs_diff"] = repr(self.max_abs_diff)
+        return out
 
 
 @dataclass(frozen=True)
@@ -155,9 +194,12 @@ def signatures(info: ModelInfo) -> dict[str, Signature]:
 class ServedModel:
     """One loaded model version: validates inputs and computes each API's outputs."""
 
-    def __init__(self, runtime: Runtime, info: ModelInfo) -> None:
+    def __init__(
+        self, runtime: Runtime, info: ModelInfo, runtime_info: RuntimeInfo | None = None
+    ) -> None:
         self.runtime = runtime
         self.info = info
+        self.runtime_info = runtime_info or RuntimeInfo(runtime.name, runtime.name)
         self.signatures = signatures(info)
         self.class_labels: tuple[str, ...] = (
             tuple(str(c) for c in info.classes) if info.classes is not None else ()
@@ -184,11 +226,10 @@ class ServedModel:
         self.check_rows(x)
         want_proba = self.info.has_proba and (wanted is None or "probabilities" in wanted)
         outputs: dict[str, Any] = {}
-        if want_proba:
-            proba = self.runtime.predict_proba(x)
-            outputs["probabilities"] = proba
-            if self.info.labels_from_proba and self.info.classes is not None:
-                outputs["predictions"] = self.info.classes[np.argmax(proba, axis=1)]
+        if want_proba and (wanted is None or "predictions" in wanted):
+            outputs["predictions"], outputs["probabilities"] = self.runtime.predict_both(x)
+        elif want_proba:
+            outputs["probabilities"] = self.runtime.predict_proba(x)
         if "predictions" not in outputs and (wanted is None or "predictions" in wanted):
             outputs["predictions"] = self.runtime.predict(x)
         order = ("predictions", "probabilities")
@@ -206,12 +247,7 @@ class ServedModel:
             )
         self.check_rows(x)
         if self.info.has_proba:
-            proba = self.runtime.predict_proba(x)
-            labels = (
-                self.info.classes[np.argmax(proba, axis=1)]
-                if self.info.labels_from_proba
-                else self.runtime.predict(x)
-            )
+            labels, proba = self.runtime.predict_both(x)
             return self.class_labels, proba, labels
         return self.class_labels, None, self.runtime.predict(x)
 

@@ -264,7 +264,9 @@ class RestServer:
             version, signatures = plane.metadata(route.spec)
             if self._metadata_cache is None:
                 self._metadata_cache = _dumps(
-                    restcodec.metadata_body(plane.name, version, signatures)
+                    restcodec.metadata_body(
+                        plane.name, version, signatures, plane.runtime_metadata()
+                    )
                 )
             return 200, self._metadata_cache
         obj = restcodec.load_object(body)

@@ -193,8 +193,17 @@ def _tensor_info(name: str, dtype: str, shape: tuple[int, ...]) -> dict[str, Any
     }
 
 
-def metadata_body(name: str, version: int, signatures: dict[str, Signature]) -> dict[str, Any]:
-    """GetModelMetadata as TF Serving renders it in JSON."""
+RUNTIME_FIELD = "runtime"
+"""Metadata map key describing the runtime (TF Serving clients read only ``signature_def``)."""
+
+
+def metadata_body(
+    name: str,
+    version: int,
+    signatures: dict[str, Signature],
+    runtime: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """GetModelMetadata as TF Serving renders it in JSON, plus our ``runtime`` entry."""
     defs = {
         key: {
             "inputs": {n: _tensor_info(n, s.dtype, s.shape) for n, s in sig.inputs.items()},
@@ -203,7 +212,10 @@ def metadata_body(name: str, version: int, signatures: dict[str, Signature]) -> 
         }
         for key, sig in signatures.items()
     }
+    metadata: dict[str, Any] = {"signature_def": {"signature_def": defs}}
+    if runtime:
+        metadata[RUNTIME_FIELD] = dict(runtime)
     return {
         "model_spec": {"name": name, "signature_name": "", "version": str(version)},
-        "metadata": {"signature_def": {"signature_def": defs}},
+        "metadata": metadata,
     }

@@ -43,9 +43,8 @@ def main(settings: ServerSettings) -> int:
 
 
 def load_model(settings: ServerSettings) -> ServedModel:
-    """Fetch → verify sha256 → deserialise with the safety policy → describe → warm up."""
+    """Fetch → verify sha256 → deserialise with the safety policy → pick a runtime → warm up."""
     from modelrollout.serving import loading
-    from modelrollout.serving.model import ServedModel, SklearnRuntime, describe
 
     path = loading.fetch(
         settings.model_uri,
@@ -55,29 +54,76 @@ def load_model(settings: ServerSettings) -> ServedModel:
     )
     artifact = loading.verify(path, settings.sha256)
     fmt = loading.detect_format(path, settings.model_format)
-    estimator = loading.deserialize(
-        artifact,
-        fmt=fmt,
-        trusted=settings.trusted_types,
-        allow_unsafe_pickle=settings.allow_unsafe_pickle,
-    )
+    if fmt == "onnx":
+        model = _onnx_model(settings, loading.read_onnx(artifact))
+    else:
+        estimator = loading.deserialize(
+            artifact,
+            fmt=fmt,
+            trusted=settings.trusted_types,
+            allow_unsafe_pickle=settings.allow_unsafe_pickle,
+        )
+        model = _sklearn_model(settings, estimator)
     loading.remove_download(path, settings.model_uri)
-    try:
-        info = describe(estimator)
-    except TypeError as err:
-        raise loading.LoadError(str(err)) from err
-    model = ServedModel(SklearnRuntime(estimator), info)
     log.info(
-        "loaded %s (%s, %d bytes, sha256 %s): %s, %d features",
+        "loaded %s (%s, %d bytes, sha256 %s): %s, %d features, runtime %s",
         settings.model_uri,
         fmt,
         artifact.size,
         artifact.sha256,
-        info.estimator_type,
-        info.n_features,
+        model.info.estimator_type,
+        model.info.n_features,
+        model.runtime_info.runtime,
     )
     _warm_up(model)
     return model
+
+
+def _onnx_model(settings: ServerSettings, data: bytes) -> ServedModel:
+    from modelrollout.serving.compiled import OnnxRuntime, describe_onnx
+    from modelrollout.serving.loading import LoadError
+    from modelrollout.serving.model import RuntimeInfo, ServedModel
+
+    if settings.runtime == "sklearn":
+        raise LoadError("--runtime sklearn cannot serve an .onnx artifact; use onnx or auto")
+    try:
+        runtime = OnnxRuntime(data)
+        info = describe_onnx(data, runtime)
+    except Exception as err:
+        raise LoadError(f"cannot serve the ONNX model: {type(err).__name__}: {err}") from err
+    return ServedModel(runtime, info, RuntimeInfo("onnx", settings.runtime))
+
+
+def _sklearn_model(settings: ServerSettings, estimator: Any) -> ServedModel:
+    from modelrollout.serving import loading, runtimes
+    from modelrollout.serving.model import ServedModel, describe
+
+    try:
+        info = describe(estimator)
+    except TypeError as err:
+        raise loading.LoadError(str(err)) from err
+    probe_path = None
+    if settings.probe_data and settings.runtime == "auto":
+        probe_path = str(
+            loading.fetch(
+                settings.probe_data,
+                timeout_s=settings.download_timeout_s,
+                max_bytes=settings.max_artifact_bytes,
+                cache_dir=settings.cache_dir,
+            )
+        )
+    choice = runtimes.Choice(
+        requested=settings.runtime,
+        probe_rows=settings.probe_rows,
+        atol=settings.equivalence_atol,
+        rtol=settings.equivalence_rtol,
+        probe_path=probe_path,
+    )
+    try:
+        runtime, runtime_info = runtimes.select(estimator, info, choice)
+    except ValueError as err:
+        raise loading.LoadError(str(err)) from err
+    return ServedModel(runtime, info, runtime_info)
 
 
 def _warm_up(model: ServedModel) -> None:
@@ -124,7 +170,7 @@ async def _serve(settings: ServerSettings) -> int:
     from modelrollout.serving.dataplane import DataPlane
     from modelrollout.serving.metrics import Metrics
 
-    executor = ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="model")
+    executor = ThreadPoolExecutor(max_workers=max(1, settings.threads), thread_name_prefix="model")
     plane = DataPlane(
         name=settings.model_name,
         version=settings.model_version,

@@ -30,7 +30,19 @@ class ServerSettings:
     sha256: str | None = None
     """Expected hex SHA-256 of the artifact bytes, checked before any deserialisation."""
     model_format: str = "auto"
-    """``skops``, ``joblib``, ``pickle`` or ``auto`` (from the file extension)."""
+    """``skops``, ``joblib``, ``pickle``, ``onnx`` or ``auto`` (from the file extension)."""
+    runtime: str = "auto"
+    """``sklearn`` (call the estimator), ``onnx`` (an ``.onnx`` artifact) or ``auto``
+    (compile a scikit-learn artifact with skl2onnx when it converts and verifiably
+    answers the same; else scikit-learn, with the reason in metadata and metrics)."""
+    probe_data: str | None = None
+    """URI of probe rows (CSV or ``.npy``) for the equivalence check of ``auto``."""
+    probe_rows: int = 256
+    """Rows drawn for the equivalence check when neither probe data nor shipped rows exist."""
+    equivalence_atol: float = 1e-5
+    """Absolute tolerance on probabilities/values (float32 ONNX vs float64 scikit-learn)."""
+    equivalence_rtol: float = 1e-4
+    """Relative tolerance on probabilities/values; labels must always agree exactly."""
     allow_unsafe_pickle: bool = False
     """Allow joblib/pickle artifacts, which can run arbitrary code when loaded."""
     trusted_types: tuple[str, ...] = ()
@@ -46,7 +58,10 @@ class ServerSettings:
     max_concurrency: int = 64
     """Requests admitted at once (queued or running); beyond it RESOURCE_EXHAUSTED / 429."""
     workers: int = 1
-    """Threads that run model calls; batches of up to ``inline_rows`` run on the event loop."""
+    """Server processes sharing both ports (SO_REUSEPORT) under one supervisor; metrics
+    are summed across them on every ``/metrics`` scrape."""
+    threads: int = 1
+    """Threads (per process) for batches over ``inline_rows``; smaller ones run on the loop."""
     inline_rows: int = 64
     """Batches this small are predicted inline (no thread hop); larger ones in a worker."""
     max_request_bytes: int = 16 * 1024 * 1024

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from modelrollout.serving.metrics import Histogram, Metrics
+from modelrollout.serving.model import RuntimeInfo
 
 
 def lines(metrics: Metrics) -> set[str]:
@@ -16,20 +17,32 @@ def test_requests_and_latency() -> None:
     m.record("predict", "grpc", "OK", 0.0003)
     m.record("predict", "grpc", "OK", 0.002)
     m.record("predict", "rest", "NOT_FOUND", 0.00005)
-    out = lines(m)
     base = 'model="iris",version="2"'
+    before = m.render()
     assert (
-        f'modelrollout_requests_total{{{base},method="predict",protocol="grpc",code="OK"}} 2' in out
+        f'modelrollout_requests_total{{{base},method="predict",protocol="grpc",code="OK"}} 2'
+        in (before)
+    )
+    assert "modelrollout_runtime_info{" not in before  # no model loaded yet
+    m.set_runtime(RuntimeInfo("sklearn", "auto", 'no "converter"'))
+    out = lines(m)
+    rb = f'{base},runtime="sklearn"'
+    assert (
+        f'modelrollout_requests_total{{{rb},method="predict",protocol="grpc",code="OK"}} 2' in out
     )
     assert (
-        f'modelrollout_requests_total{{{base},method="predict",protocol="rest",code="NOT_FOUND"}} 1'
+        f'modelrollout_requests_total{{{rb},method="predict",protocol="rest",code="NOT_FOUND"}} 1'
         in out
     )
     bucket = "modelrollout_request_duration_seconds_bucket"
-    assert f'{bucket}{{{base},method="predict",le="0.0001"}} 1' in out
-    assert f'{bucket}{{{base},method="predict",le="0.0005"}} 2' in out
-    assert f'{bucket}{{{base},method="predict",le="+Inf"}} 3' in out
-    assert f'modelrollout_request_duration_seconds_count{{{base},method="predict"}} 3' in out
+    assert f'{bucket}{{{rb},method="predict",le="0.0001"}} 1' in out
+    assert f'{bucket}{{{rb},method="predict",le="0.0005"}} 2' in out
+    assert f'{bucket}{{{rb},method="predict",le="+Inf"}} 3' in out
+    assert f'modelrollout_request_duration_seconds_count{{{rb},method="predict"}} 3' in out
+    assert (
+        f'modelrollout_runtime_info{{{base},runtime="sklearn",requested="auto",'
+        'fallback_reason="no \\"converter\\""} 1' in out
+    )
 
 
 def test_prediction_distribution() -> None:
