@@ -24,6 +24,9 @@ from tests.conftest import Kubectl, wait_for
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"
 SHA = "0" * 64
+NEVER_RUNS = "example.invalid/not-a-modelrollout-image:0"
+"""An image no node runs (the node agent runs only the project's images): pods stay pending,
+so a cluster test sees the phases before a model server is ready, node agent or not."""
 
 
 def install_crds(kubectl: Kubectl) -> None:
@@ -88,9 +91,16 @@ def free_port() -> int:
 class OperatorProcess:
     """`modelrollout operator` as a subprocess, as a Deployment's container would run it."""
 
-    def __init__(self, kubeconfig: Path, log_dir: Path, priority: int = 100) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log_dir: Path,
+        priority: int = 100,
+        serving_image: str = "modelrollout-serving:0.1.0",
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.priority = priority
+        self.serving_image = serving_image
         self.port = free_port()
         self.log_path = log_dir / f"operator-{priority}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -107,6 +117,7 @@ class OperatorProcess:
             "--health-host=127.0.0.1",
             f"--health-port={self.port}",
             "--peering-lifetime=10",
+            f"--serving-image={self.serving_image}",
         ]
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         env.pop("KUBERNETES_SERVICE_HOST", None)

@@ -1,8 +1,9 @@
 """The operator against the real API server, under the ServiceAccount and RBAC of manifests/.
 
-No node agent here: pods never start, so these tests cover what the operator does
-before a model server is ready (children, labels, conditions, control annotations,
-superseding, restarts, peering). The end-to-end story lives in tests/e2e.
+Pods never start here (the model server's image is one no node runs), so these tests
+cover what the operator does before a model server is ready (children, labels,
+conditions, control annotations, superseding, restarts, peering). The end-to-end story
+lives in tests/e2e.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.cluster.rollout import (
+    NEVER_RUNS,
     OperatorProcess,
     apply_obj,
     get_json,
@@ -44,7 +46,8 @@ def operator_kubeconfig(cluster: Any, kubectl: Kubectl) -> Path:
 def operator(
     operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(operator_kubeconfig, tmp_path_factory.mktemp("operator")).start()
+    log_dir = tmp_path_factory.mktemp("operator")
+    proc = OperatorProcess(operator_kubeconfig, log_dir, serving_image=NEVER_RUNS).start()
     yield proc
     proc.stop()
 
@@ -172,7 +175,9 @@ def test_standby_replica_takes_over_when_the_active_one_dies(
     namespace: str,
     tmp_path: Path,
 ) -> None:
-    standby = OperatorProcess(operator_kubeconfig, tmp_path, priority=50).start()
+    standby = OperatorProcess(
+        operator_kubeconfig, tmp_path, priority=50, serving_image=NEVER_RUNS
+    ).start()
     try:
         peering = json.loads(
             kubectl("get", "clusterkopfpeering", "modelrollout", "-o", "json").stdout

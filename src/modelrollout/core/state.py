@@ -118,7 +118,7 @@ class Timing:
 
     deploy_timeout: float = 300.0
     """Seconds a candidate may take to become ready before the version fails."""
-    poll: float = 3.0
+    poll: float = 1.0
     """Requeue interval while waiting on children."""
     idle: float = 10.0
     """Requeue interval in settled phases."""

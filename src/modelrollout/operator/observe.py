@@ -11,12 +11,7 @@ from modelrollout.core.spec import ModelSpec
 from modelrollout.core.state import JobState, ModelState, ServerState, Sibling
 
 PERMANENT_WAITING = frozenset(
-    {
-        "ImageNotRunnableLocally",
-        "InvalidImageName",
-        "CreateContainerConfigError",
-        "ErrImageNeverPull",
-    }
+    {"InvalidImageName", "CreateContainerConfigError", "ErrImageNeverPull"}
 )
 """Container waiting reasons that never resolve by themselves."""
 

@@ -26,7 +26,7 @@ class OperatorSettings:
     """Port of the liveness endpoint ``/healthz``."""
     health_host: str = "0.0.0.0"
     """Address of the liveness endpoint (0.0.0.0 inside a pod, a loopback address in tests)."""
-    tick: float = 2.0
+    tick: float = 1.0
     """Seconds between two looks at each resource (the timer interval)."""
     restart_limit: int = 2
     """Container restarts after which a candidate's model server counts as failed."""

@@ -217,11 +217,19 @@ def reconcile(
     siblings: Iterable[Sibling],
     now: datetime,
 ) -> tuple[Decision, dict[str, Any]]:
-    """One pass: returns the decision (for its Event) and the status patch to apply."""
-    ctx = load(kube, settings, body)
+    """One pass: returns the decision (for its Event) and the status patch to apply.
+
+    The version is read fresh: the watch may not have delivered our last status write
+    yet, and deciding on an older status would repeat a step (and its Event).
+    """
+    meta = body.get("metadata") or {}
+    fresh = kube.get_custom(str(meta.get("namespace")), spec.VERSIONS, str(meta.get("name")))
+    if fresh is None:  # deleted meanwhile
+        fresh = dict(body)
+    ctx = load(kube, settings, fresh)
     decision = decisions.decide(observed(ctx, siblings, now), settings.timing)
     execute(ctx, decision)
-    return decision, status_patch(body, decision, _iso(now))
+    return decision, status_patch(fresh, decision, _iso(now))
 
 
 def deletion_hold(

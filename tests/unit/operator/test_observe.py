@@ -51,8 +51,10 @@ def test_other_crashes_fail_after_the_restart_limit() -> None:
 
 
 def test_image_that_can_never_run_fails_at_once() -> None:
-    stuck = pod(state={"waiting": {"reason": "ImageNotRunnableLocally", "message": "nginx"}})
-    assert observe.server_state(DEPLOYMENT, [stuck], 2).failure == "ImageNotRunnableLocally: nginx"
+    stuck = pod(state={"waiting": {"reason": "InvalidImageName", "message": "bad:ref:x"}})
+    assert observe.server_state(DEPLOYMENT, [stuck], 2).failure == "InvalidImageName: bad:ref:x"
+    pulling = pod(state={"waiting": {"reason": "ImagePullBackOff", "message": "retrying"}})
+    assert observe.server_state(DEPLOYMENT, [pulling], 2).failure is None
 
 
 def test_progress_deadline_is_a_failure() -> None:
