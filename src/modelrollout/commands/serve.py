@@ -23,7 +23,13 @@ joblib only with --allow-unsafe-pickle. Needs the 'serving' extra.
 Readiness: grpc.health.v1 Check (service "" or the model name) answers SERVING
 only once the model is loaded; REST GET /v1/models/NAME answers 200 AVAILABLE only
 then (503 LOADING before). A load failure exits 4 and writes the reason to the termination log.
-SIGTERM stops accepting requests, drains in-flight ones and exits 0."""
+SIGTERM stops accepting requests, drains in-flight ones and exits 0.
+
+--runtime auto (default) compiles supported scikit-learn models to ONNX with
+skl2onnx and serves them with ONNX Runtime only after checking they answer like
+the estimator on a probe set; otherwise scikit-learn serves, and metadata
+(entry "runtime") and the metric modelrollout_runtime_info say why.
+--workers N runs N processes on the same ports; /metrics sums them."""
 
 
 def _label(text: str) -> tuple[str, int]:

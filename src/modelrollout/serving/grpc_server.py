@@ -215,12 +215,21 @@ _ERROR_CODES = {"OK": 0, "UNKNOWN": 2}
 class GrpcServer:
     """The gRPC listener with health reporting tied to the data plane's readiness."""
 
-    def __init__(self, plane: DataPlane, *, host: str, port: int, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        plane: DataPlane,
+        *,
+        host: str,
+        port: int,
+        max_message_bytes: int,
+        reuse_port: bool = False,
+    ) -> None:
         self.plane = plane
         self.server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
-                ("grpc.so_reuseport", 0),
+                # several worker processes share the port; a lone server must own it
+                ("grpc.so_reuseport", 1 if reuse_port else 0),
             ],
             maximum_concurrent_rpcs=plane.max_concurrency + 32,
         )
@@ -232,7 +241,7 @@ class GrpcServer:
         self.port = self.server.add_insecure_port(f"{_host(host)}:{port}")
 
     async def start(self) -> None:
-        await self.set_serving(False)
+        await self.set_serving(self.plane.ready)
         await self.server.start()
 
     async def set_serving(self, serving: bool) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +76,13 @@ class Histogram:
         self.total += float(values.sum())
         self.count += int(values.size)
 
+    def add(self, counts: list[int], total: float, count: int) -> None:
+        """Add another histogram's state (same bounds) to this one."""
+        for i, n in enumerate(counts):
+            self.counts[i] += n
+        self.total += total
+        self.count += count
+
     def render(self, name: str, labels: str) -> list[str]:
         lines = []
         cumulative = 0
@@ -92,6 +100,8 @@ class Metrics:
     """All metrics of this process's model version."""
 
     def __init__(self, model: str, version: int) -> None:
+        self.model = model
+        self.version = version
         self.base = f'model="{_escape(model)}",version="{version}"'
         self.requests: defaultdict[tuple[str, str, str], int] = defaultdict(int)
         self.latency: dict[str, Histogram] = {}
@@ -138,6 +148,41 @@ class Metrics:
     def record_values(self, values: np.ndarray) -> None:
         """Add predicted values to the histogram (regressors)."""
         self.values.observe_many(np.asarray(values, dtype=np.float64).reshape(-1))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything counted so far, as JSON-able data (sent to sibling worker processes)."""
+        return {
+            "requests": [[*key, n] for key, n in self.requests.items()],
+            "latency": {m: [h.counts, h.total, h.count] for m, h in self.latency.items()},
+            "classes": dict(self.classes),
+            "values": [self.values.counts, self.values.total, self.values.count],
+            "in_flight": self.in_flight,
+            "loaded": self.loaded,
+            "runtime": [self.runtime, self.runtime_labels],
+            "load_seconds": self.load_seconds,
+        }
+
+    @classmethod
+    def merged(cls, model: str, version: int, snapshots: list[dict[str, Any]]) -> Metrics:
+        """The sum of several processes' snapshots: counters and histograms add up,
+        ``loaded`` is 1 only when every process serves, load time is the slowest."""
+        out = cls(model, version)
+        out.loaded = min((s["loaded"] for s in snapshots), default=0)
+        loads = [s["load_seconds"] for s in snapshots if not math.isnan(s["load_seconds"])]
+        out.load_seconds = max(loads) if loads else float("nan")
+        for snap in snapshots:
+            for method, protocol, code, n in snap["requests"]:
+                out.requests[(method, protocol, code)] += n
+            for method, (counts, total, count) in snap["latency"].items():
+                hist = out.latency.setdefault(method, Histogram(LATENCY_BUCKETS))
+                hist.add(counts, total, count)
+            for label, n in snap["classes"].items():
+                out.classes[label] += n
+            out.values.add(*snap["values"])
+            out.in_flight += snap["in_flight"]
+            if snap["runtime"][0]:
+                out.runtime, out.runtime_labels = snap["runtime"]
+        return out
 
     def render(self) -> str:
         """The Prometheus text exposition (format 0.0.4)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -75,8 +76,13 @@ class RestServer:
         max_body_bytes: int,
         idle_timeout_s: float = 75.0,
         max_connections: int = 1024,
+        reuse_port: bool = False,
+        metrics_text: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         self.plane = plane
+        self.reuse_port = reuse_port
+        self.metrics_text = metrics_text
+        """Renders ``/metrics`` (default: this process's own metrics)."""
         self.host = host
         self.port = port
         self.max_body_bytes = max_body_bytes
@@ -90,7 +96,12 @@ class RestServer:
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(
-            self._connection, self.host, self.port, limit=_MAX_HEADER_BYTES, backlog=1024
+            self._connection,
+            self.host,
+            self.port,
+            limit=_MAX_HEADER_BYTES,
+            backlog=1024,
+            reuse_port=self.reuse_port or None,
         )
         self.port = self.server.sockets[0].getsockname()[1]
         return self.port
@@ -239,6 +250,8 @@ class RestServer:
     async def dispatch(self, pending: _Pending, body: bytes) -> tuple[int, bytes, bytes]:
         """Answer one request: (status, content type, body)."""
         if pending.path == "/metrics" and pending.method == "GET":
+            if self.metrics_text is not None:
+                return 200, _METRICS, (await self.metrics_text()).encode()
             return 200, _METRICS, self.plane.metrics.render().encode()
         if pending.route is None:
             status = 400 if pending.path.startswith("/v1/") else 404

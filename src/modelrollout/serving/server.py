@@ -26,20 +26,28 @@ if TYPE_CHECKING:
     from modelrollout.serving.grpc_server import GrpcServer
     from modelrollout.serving.model import ServedModel
     from modelrollout.serving.rest import RestServer
+    from modelrollout.serving.workers import PeerMetrics, WorkerSlot
 
 log = logging.getLogger("modelrollout.serve")
 
 
-def main(settings: ServerSettings) -> int:
-    """Run the server until SIGTERM/SIGINT; return the process exit code."""
+def main(settings: ServerSettings, slot: WorkerSlot | None = None) -> int:
+    """Run the server (or, with ``--workers`` > 1, its supervisor) until SIGTERM/SIGINT."""
+    several = settings.workers > 1 or slot is not None
     logging.basicConfig(
         level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s "
+        + ("%(processName)s " if several else "")
+        + "%(name)s: %(message)s",
         stream=sys.stderr,
     )
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(settings.blas_threads))
-    return asyncio.run(_serve(settings))
+    if settings.workers > 1 and slot is None:
+        from modelrollout.serving.workers import supervise
+
+        return supervise(settings)
+    return asyncio.run(_serve(settings, slot))
 
 
 def load_model(settings: ServerSettings) -> ServedModel:
@@ -166,9 +174,10 @@ def _load_in_daemon_thread(
     return future
 
 
-async def _serve(settings: ServerSettings) -> int:
+async def _serve(settings: ServerSettings, slot: WorkerSlot | None) -> int:
     from modelrollout.serving.dataplane import DataPlane
     from modelrollout.serving.metrics import Metrics
+    from modelrollout.serving.workers import PeerMetrics
 
     executor = ThreadPoolExecutor(max_workers=max(1, settings.threads), thread_name_prefix="model")
     plane = DataPlane(
@@ -180,17 +189,30 @@ async def _serve(settings: ServerSettings) -> int:
         max_concurrency=settings.max_concurrency,
         inline_rows=settings.inline_rows,
     )
+    peers = PeerMetrics(plane.metrics, slot) if slot is not None else None
     try:
-        return await _Process(settings, plane, executor).run()
+        return await _Process(settings, plane, executor, peers).run()
     finally:
         executor.shutdown(wait=True)
 
 
 class _Process:
-    """The lifecycle: listen → load (racing a stop signal) → serve → drain."""
+    """The lifecycle: listen → load (racing a stop signal) → serve → drain.
 
-    def __init__(self, settings: ServerSettings, plane: DataPlane, executor: Executor) -> None:
+    A worker among several (``peers`` set) loads *before* it listens: the kernel
+    spreads connections over every process bound to the port, so a bound but still
+    loading worker would answer 503 next to ready ones.
+    """
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        plane: DataPlane,
+        executor: Executor,
+        peers: PeerMetrics | None = None,
+    ) -> None:
         self.settings = settings
+        self.peers = peers
         self.plane = plane
         self.executor = executor
         self.grpc: GrpcServer | None = None
@@ -201,18 +223,37 @@ class _Process:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
+        if self.peers is not None:
+            await self.peers.start()
+        try:
+            code = await self._start()
+            if code is not None:
+                return code
+            await self.stop.wait()
+            await self._drain()
+            return exitcodes.OK
+        finally:
+            if self.peers is not None:
+                await self.peers.stop()
+
+    async def _start(self) -> int | None:
+        """Listen and load (in the order the class doc gives); an exit code on failure."""
+        if self.peers is None:
+            code = await self._bind()
+            return code if code is not None else await self._load()
+        code = await self._load()
+        if code is not None or self.stop.is_set():
+            return code
+        return await self._bind()
+
+    async def _bind(self) -> int | None:
         try:
             await self._listen()
         except (OSError, RuntimeError) as err:
             return await self._fail(
                 f"cannot listen on {self.settings.host}: {err}", exitcodes.FAILURE
             )
-        code = await self._load()
-        if code is not None:
-            return code
-        await self.stop.wait()
-        await self._drain()
-        return exitcodes.OK
+        return None
 
     async def _listen(self) -> None:
         from modelrollout.serving.grpc_server import GrpcServer
@@ -221,7 +262,11 @@ class _Process:
         s = self.settings
         if s.grpc_port:
             self.grpc = GrpcServer(
-                self.plane, host=s.host, port=s.grpc_port, max_message_bytes=s.max_request_bytes
+                self.plane,
+                host=s.host,
+                port=s.grpc_port,
+                max_message_bytes=s.max_request_bytes,
+                reuse_port=self.peers is not None,
             )
             await self.grpc.start()
         if s.rest_port:
@@ -232,16 +277,19 @@ class _Process:
                 max_body_bytes=s.max_request_bytes,
                 idle_timeout_s=s.idle_timeout_s,
                 max_connections=s.max_connections,
+                reuse_port=self.peers is not None,
+                metrics_text=self.peers.render if self.peers is not None else None,
             )
             await self.rest.start()
         log.info(
-            "listening on %s: gRPC %s, REST %s; loading model %s version %d from %s",
+            "listening on %s: gRPC %s, REST %s; model %s version %d from %s %s",
             s.host,
             self.grpc.port if self.grpc else "off",
             self.rest.port if self.rest else "off",
             s.model_name,
             s.model_version,
             s.model_uri,
+            "loaded" if self.plane.ready else "loading",
         )
 
     async def _load(self) -> int | None:

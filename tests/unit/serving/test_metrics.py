@@ -84,3 +84,37 @@ def test_class_counts_with_known_classes_match_the_generic_count() -> None:
     fast.record_labels(labels, np.array([0, 1, 2, 3]))
     generic.record_labels(labels)
     assert dict(fast.classes) == dict(generic.classes) == {"0": 2, "1": 1, "2": 3}
+
+
+def test_snapshots_of_several_workers_sum_up() -> None:
+    """What /metrics renders under --workers: counters and histograms add, JSON round trip."""
+    import json
+
+    a, b = Metrics("m", 1), Metrics("m", 1)
+    for m, seconds in ((a, 0.0002), (b, 0.003)):
+        m.record("predict", "rest", "OK", seconds)
+        m.record_labels(np.array([1, 1, 0]))
+        m.set_runtime(RuntimeInfo("onnx", "auto"))
+        m.loaded, m.load_seconds = 1, seconds
+    b.record("predict", "grpc", "INVALID_ARGUMENT", 0.001)
+    b.in_flight = 2
+    merged = Metrics.merged("m", 1, [json.loads(json.dumps(x.snapshot())) for x in (a, b)])
+    out = lines(merged)
+    rb = 'model="m",version="1",runtime="onnx"'
+    assert (
+        f'modelrollout_requests_total{{{rb},method="predict",protocol="rest",code="OK"}} 2' in out
+    )
+    assert (
+        f'modelrollout_requests_total{{{rb},method="predict",protocol="grpc",'
+        'code="INVALID_ARGUMENT"} 1' in out
+    )
+    assert f'modelrollout_request_duration_seconds_count{{{rb},method="predict"}} 3' in out
+    assert (
+        f'modelrollout_request_duration_seconds_bucket{{{rb},method="predict",le="0.00025"}} 1'
+        in out
+    )
+    assert 'modelrollout_predictions_total{model="m",version="1",class="1"} 4' in out
+    assert 'modelrollout_requests_in_flight{model="m",version="1"} 2' in out
+    assert 'modelrollout_model_load_duration_seconds{model="m",version="1"} 0.003' in out
+    a.loaded = 0
+    assert Metrics.merged("m", 1, [a.snapshot(), b.snapshot()]).loaded == 0
