@@ -95,7 +95,7 @@ def test_story_v1_stable_v2_promoted_v3_rejected(
     wait_for(
         "v3 candidate removed", lambda: get_json(kubectl, namespace, "deploy", "iris-v3") == {}
     )
-    assert model_status(kubectl, namespace)["phase"] == "Degraded"
+    wait_for("Model Degraded", lambda: model_status(kubectl, namespace)["phase"] == "Degraded")
     events = get_json(kubectl, namespace, "events", "--field-selector=involvedObject.name=iris-v3")
     assert ("Warning", "GatesFailed") in {(e["type"], e["reason"]) for e in events["items"]}
 
