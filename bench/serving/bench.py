@@ -217,7 +217,10 @@ def measure(
                 protoset, req = grpc_inputs(target, work, batch, args)
                 res = run_ghz(args.ghz, target, req, protoset, args.seconds)
             cpu_us = (cpu_seconds(proc.pid) - before) / max(res["requests"], 1) * 1e6
-            base = baseline_us[batch] if target.kind == "ours" else work.predict_us[batch]
+            if target.kind != "ours":
+                base = work.predict_us[batch]
+            else:  # the call that server makes per request
+                base = (work.onnx_us if target.name.endswith("auto") else baseline_us)[batch]
             rows.append(
                 Row(target.name, work.name, batch, protocol, res["rps"], res["p50"], res["p99"],
                     cpu_us, cpu_us - base, cold, rss_mb(proc.pid), int(res["errors"]))
@@ -249,7 +252,8 @@ def targets(work: Workload, args: argparse.Namespace) -> list[peers.Target]:
         ours_venv = peers.REPO / ".venv"
     result = [
         peers.ours(ours_venv, work.skops_path, work.name, (free_port(), free_port()),
-                   trust=work.trust_tree)
+                   trust=work.trust_tree, runtime=runtime)
+        for runtime in args.runtimes
     ]  # fmt: skip
     for tuned in (False, True):
         if "mlserver" in args.peers:
@@ -270,9 +274,24 @@ def in_process_rows(work: Workload, batches: list[int]) -> list[Row]:
             ("in-process predict", work.predict_us[batch]),
             ("in-process predict_proba", work.proba_us[batch]),
             ("in-process predict + JSON", work.json_us[batch]),
+            ("in-process onnx", work.onnx_us[batch]),
         ):
             rows.append(Row(label, work.name, batch, "-", 1e6 / us, us / 1e3, float("nan"),
                             us, 0.0, float("nan"), float("nan"), 0))  # fmt: skip
+    return rows
+
+
+def reused_peer_rows(path: Path, models: list[str], batches: list[int]) -> list[Row]:
+    """Peer rows measured by an earlier run (named ``<peer> [re-used]`` in the table)."""
+    rows = []
+    for entry in json.loads(path.read_text()):
+        row = Row(**entry)
+        peer = row.server.startswith(("MLServer", "KServe"))
+        if peer and row.model in models and row.batch in batches:
+            row.server += " [re-used]"
+            rows.append(row)
+    for row in rows:
+        print(_line(row), flush=True)
     return rows
 
 
@@ -306,6 +325,14 @@ def main() -> int:
     parser.add_argument("--models", nargs="+", default=["lr", "rf100"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 64])
     parser.add_argument("--peers", nargs="*", default=["mlserver", "kserve"])
+    parser.add_argument(
+        "--runtimes", nargs="+", default=["sklearn", "auto"], help="our server's --runtime values"
+    )
+    parser.add_argument(
+        "--reuse-peers",
+        type=Path,
+        help="results.json of an earlier run: its peer rows join this table (run no peers)",
+    )
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--cold-starts", type=int, default=3, help="launches; median reported")
     parser.add_argument("--bench-dir", type=Path, default=Path.home() / ".cache/modelrollout-bench")
@@ -329,6 +356,8 @@ def main() -> int:
                 rows += measure(target, work, args, work.proba_us)
             except (RuntimeError, subprocess.CalledProcessError) as err:
                 print(f"| {target.name} | {work.name} | failed: {str(err)[:300]} |", flush=True)
+    if args.reuse_peers:
+        rows += reused_peer_rows(args.reuse_peers, args.models, args.batches)
     (RESULTS / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
     (RESULTS / "results.md").write_text(HEADER + "\n" + "\n".join(_line(r) for r in rows) + "\n")
     chart(rows, RESULTS / "chart.png")

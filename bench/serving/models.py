@@ -22,6 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from skops.io import dump
 
 from modelrollout.serving import protos
+from modelrollout.serving.compiled import OnnxRuntime, convert
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Workload:
     predict_us: dict[int, float] = field(default_factory=dict)
     proba_us: dict[int, float] = field(default_factory=dict)
     json_us: dict[int, float] = field(default_factory=dict)
+    onnx_us: dict[int, float] = field(default_factory=dict)
+    """One ONNX Runtime call (labels + probabilities), as ``--runtime auto`` serves it."""
 
     def rows(self, batch: int) -> list[list[float]]:
         return [[float(v) for v in row] for row in self.x[:batch]]
@@ -74,6 +77,7 @@ def _per_call_us(fn: Any, budget_s: float = 1.0) -> float:
 def in_process(work: Workload, batches: list[int]) -> None:
     """The physical limit on this CPU: predict / predict_proba, and with JSON round trips."""
     os.sched_setaffinity(0, {0})
+    compiled = OnnxRuntime(convert(work.estimator, work.x.shape[1], is_classifier=True))
     for batch in batches:
         x = work.x[:batch].copy()
         body = json.dumps({"instances": work.x[:batch].tolist()}).encode()
@@ -86,6 +90,7 @@ def in_process(work: Workload, batches: list[int]) -> None:
         work.predict_us[batch] = _per_call_us(lambda x=x: work.estimator.predict(x))
         work.proba_us[batch] = _per_call_us(lambda x=x: work.estimator.predict_proba(x))
         work.json_us[batch] = _per_call_us(with_json)
+        work.onnx_us[batch] = _per_call_us(lambda x=x: compiled.predict_both(x))
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
 
 

@@ -63,17 +63,22 @@ class Target:
             )
 
 
-def ours(venv: Path, model: Path, name: str, ports: tuple[int, int], *, trust: bool) -> Target:
+def ours(
+    venv: Path, model: Path, name: str, ports: tuple[int, int], *, trust: bool, runtime: str
+) -> Target:
+    """Our server with ``--runtime`` sklearn or auto (one process: one core)."""
     grpc_port, rest_port = ports
     cmd = [
         str(venv / "bin" / "modelrollout"), "serve", "--model-name", name,
         "--model-uri", str(model), "--host", HOST, "--grpc-port", str(grpc_port),
         "--rest-port", str(rest_port), "--termination-log", "", "--log-level", "WARNING",
+        "--runtime", runtime,
     ]  # fmt: skip
     if trust:
         cmd += ["--trust", "sklearn.tree._tree.Tree"]
     base = f"http://{HOST}:{rest_port}/v1/models/{name}"
-    return Target("modelrollout", "ours", cmd, REPO, base, f"{base}:predict", grpc_port)
+    label = f"modelrollout {runtime}"
+    return Target(label, "ours", cmd, REPO, base, f"{base}:predict", grpc_port)
 
 
 def mlserver(

@@ -32,6 +32,8 @@ make_venv() {  # name, pip args...
 
 # The serving image's dependency set: our server without the dev/evaluate extras.
 make_venv serving -e "$REPO[serving]"
+# ...kept in step with the extra as it grows (onnxruntime, skl2onnx, onnx for --runtime auto).
+"$BENCH_DIR/serving/bin/pip" install -q -e "$REPO[serving]"
 # MLServer starts only with uvloop<0.22 (0.23 crash-loops its worker).
 make_venv mlserver "mlserver==1.7.1" "mlserver-sklearn==1.7.1" "uvloop<0.22"
 # KServe's model-server framework (its sklearnserver is not on PyPI).
