@@ -29,7 +29,9 @@ import models
 import peers
 
 
-def start(python: Path, work: models.Workload, ports: tuple[int, int], out: Path) -> object:
+def start(
+    python: Path, work: models.Workload, ports: tuple[int, int], out: Path
+) -> subprocess.Popen[bytes]:
     cmd = [
         "taskset", "-c", peers.SERVER_CPU, str(python), "-m", "pyinstrument", "-r", "session",
         "-o", str(out), "-i", "0.001", "-m", "modelrollout", "serve", "--model-name", work.name,
@@ -91,8 +93,8 @@ def main() -> int:
         res = bench.run_ghz(ghz, target, request, protoset, args.seconds)
         cpu_us = (bench.cpu_seconds(pid) - before) / max(res["requests"], 1) * 1e6
         print(f"gRPC predict batch 1: {cpu_us:.0f} µs CPU/request, {res['rps']:,.0f} req/s")
-    proc.send_signal(signal.SIGTERM)  # type: ignore[attr-defined]
-    proc.wait(timeout=60)  # type: ignore[attr-defined]
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
     render(session, workdir, args.top)
     return 0
 

@@ -19,6 +19,8 @@ from modelrollout.serving.model import ModelInfo, Runtime, RuntimeInfo, SklearnR
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "sklearn", "onnx")
+MAX_REASON_CHARS = 240
+"""Fallback reasons become a metric label and a metadata entry: one short line."""
 
 Compiler = Callable[[Any, ModelInfo], Runtime]
 """Builds a compiled runtime for an estimator; raises ``ConversionUnsupported`` if it cannot."""
@@ -34,6 +36,12 @@ class Choice:
     rtol: float = equivalence.DEFAULT_RTOL
     probe_path: str | None = None
     """A local file of probe rows (``--probe-data``, already fetched)."""
+
+
+def short_reason(text: str) -> str:
+    """One line of at most ``MAX_REASON_CHARS`` (converter errors can dump whole graphs)."""
+    line = " ".join(text.split())
+    return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 3] + "..."
 
 
 def skl2onnx_compiler(estimator: Any, info: ModelInfo) -> Runtime:
@@ -71,6 +79,7 @@ def select(
     def fallback(
         reason: str, probe: str = "", diff: float = float("nan")
     ) -> tuple[Runtime, RuntimeInfo]:
+        reason = short_reason(reason)
         log.warning("serving with scikit-learn instead of ONNX: %s", reason)
         return reference, RuntimeInfo("sklearn", "auto", reason, probe, diff)
 

@@ -12,7 +12,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from modelrollout.serving import equivalence, runtimes
-from modelrollout.serving.compiled import OnnxRuntime, classify_outputs, convert
+from modelrollout.serving.compiled import (
+    ConversionUnsupported,
+    OnnxRuntime,
+    classify_outputs,
+    convert,
+)
 from modelrollout.serving.model import ModelInfo, Runtime, ServedModel, describe
 
 
@@ -152,3 +157,18 @@ def test_output_roles() -> None:
     assert classify_outputs([("variable", "tensor(float)")]).value == "variable"
     with pytest.raises(ValueError, match="no usable output"):
         classify_outputs([("x", "tensor(bool)")])
+
+
+def test_a_converter_error_dump_becomes_one_short_line(
+    cancer: tuple[np.ndarray, np.ndarray],
+) -> None:
+    x, y = cancer
+    lr = LogisticRegression(max_iter=5000).fit(x, y)
+
+    def verbose(estimator: object, info: ModelInfo) -> Runtime:
+        raise ConversionUnsupported("skl2onnx failed: " + "attribute dump\n" * 1000)
+
+    _, info = runtimes.select(lr, describe(lr), runtimes.Choice("auto"), verbose)
+    assert len(info.fallback_reason) == runtimes.MAX_REASON_CHARS
+    assert "\n" not in info.fallback_reason
+    assert info.fallback_reason.startswith("skl2onnx failed: attribute dump attribute dump")
