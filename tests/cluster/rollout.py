@@ -179,3 +179,18 @@ def wait_phase(
         return obj if (obj.get("status") or {}).get("phase") in phases else None
 
     return dict(wait_for(f"{name} in {sorted(phases)}", check, timeout=timeout, interval=0.5))
+
+
+def event_reasons(kubectl: Kubectl, ns: str, name: str) -> set[tuple[str, str]]:
+    """(type, reason) of the Events about one object."""
+    events = get_json(kubectl, ns, "events", f"--field-selector=involvedObject.name={name}")
+    return {(e["type"], e["reason"]) for e in events.get("items", [])}
+
+
+def wait_event(kubectl: Kubectl, ns: str, name: str, kind: str, reason: str) -> None:
+    """Events are posted asynchronously: wait (bounded) for one with this type and reason."""
+    wait_for(
+        f"{kind} Event {reason} on {name}",
+        lambda: (kind, reason) in event_reasons(kubectl, ns, name),
+        timeout=30,
+    )

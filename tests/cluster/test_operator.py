@@ -23,6 +23,7 @@ from tests.cluster.rollout import (
     install_operator_rbac,
     iris_model,
     iris_version,
+    wait_event,
     wait_phase,
 )
 from tests.conftest import Kubectl, wait_for
@@ -87,8 +88,7 @@ def test_candidate_gets_owned_children_with_our_labels_only(
     }
     assert "modelrollout.io/finalizer" in mv["metadata"]["finalizers"]
     assert mv["spec"] == {**version["spec"], "artifact": mv["spec"]["artifact"]}
-    events = get_json(kubectl, namespace, "events", "--field-selector=involvedObject.name=iris-v1")
-    assert "Deploying" in {e["reason"] for e in events["items"]}
+    wait_event(kubectl, namespace, "iris-v1", "Normal", "Deploying")
 
 
 def test_version_without_model_waits_and_says_why(

@@ -19,6 +19,7 @@ from tests.cluster.rollout import (
     get_json,
     install_operator_rbac,
     iris_model,
+    wait_event,
     wait_phase,
 )
 from tests.conftest import Kubectl, wait_for
@@ -96,8 +97,7 @@ def test_story_v1_stable_v2_promoted_v3_rejected(
         "v3 candidate removed", lambda: get_json(kubectl, namespace, "deploy", "iris-v3") == {}
     )
     wait_for("Model Degraded", lambda: model_status(kubectl, namespace)["phase"] == "Degraded")
-    events = get_json(kubectl, namespace, "events", "--field-selector=involvedObject.name=iris-v3")
-    assert ("Warning", "GatesFailed") in {(e["type"], e["reason"]) for e in events["items"]}
+    wait_event(kubectl, namespace, "iris-v3", "Warning", "GatesFailed")
 
 
 @pytest.mark.parametrize(
@@ -217,8 +217,7 @@ def test_manual_promotion_of_a_rejected_version_is_recorded(
     assert v3["status"]["handled"]["promote"] == "ticket-42"
     assert "manual" in v3["status"]["message"]
     wait_for("v3 serving", lambda: stable_is(kubectl, namespace, 3), timeout=60)
-    events = get_json(kubectl, namespace, "events", "--field-selector=involvedObject.name=iris-v3")
-    assert "ManualPromotion" in {e["reason"] for e in events["items"]}
+    wait_event(kubectl, namespace, "iris-v3", "Normal", "ManualPromotion")
 
 
 def test_superseded_candidate_returns_when_its_successor_fails(
@@ -234,6 +233,5 @@ def test_superseded_candidate_returns_when_its_successor_fails(
     wait_phase(kubectl, namespace, "iris-v2", {"Failed"}, SLOW)
     v1 = wait_phase(kubectl, namespace, "iris-v1", {"Stable"}, SLOW)
     assert v1["status"]["attempt"] == 2
-    events = get_json(kubectl, namespace, "events", "--field-selector=involvedObject.name=iris-v1")
-    assert "CandidateAgain" in {e["reason"] for e in events["items"]}
+    wait_event(kubectl, namespace, "iris-v1", "Normal", "CandidateAgain")
     wait_for("v1 serving", lambda: stable_is(kubectl, namespace, 1), timeout=60)
