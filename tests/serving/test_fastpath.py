@@ -203,6 +203,27 @@ def test_probe_data_uri_is_used(cancer: dict[str, Split], workdir: Path) -> None
         assert server.stop() == 0, server.log()
 
 
+def test_probe_rows_shipped_in_the_artifact_are_used(
+    cancer: dict[str, Split], tmp_path: Path
+) -> None:
+    from skops.io import dump
+
+    model = cancer["lr"]
+    model.estimator.modelrollout_probe_rows_ = model.held_out[:20]
+    try:
+        path = tmp_path / "shipped.skops"
+        dump(model.estimator, path)
+    finally:
+        del model.estimator.modelrollout_probe_rows_
+    server = wait_ready(launch(str(path), tmp_path, name="shipped", runtime="auto"))
+    try:
+        runtime = rest_runtime(server)
+        assert runtime["runtime"] == "onnx"
+        assert runtime["probe"] == "20 rows from the artifact (modelrollout_probe_rows_)"
+    finally:
+        assert server.stop() == 0, server.log()
+
+
 def linear_onnx(weights: np.ndarray, bias: np.ndarray) -> bytes:
     """A softmax classifier as a bare ONNX graph: MatMul, Add, Softmax, ArgMax."""
     from onnx import TensorProto, helper, numpy_helper

@@ -87,6 +87,8 @@ def select(
         candidate = compiler(estimator, info)
     except ConversionUnsupported as err:
         return fallback(str(err))
+    except Exception as err:  # e.g. onnxruntime missing or refusing the graph: still serve
+        return fallback(f"compiling failed: {type(err).__name__}: {err}")
     try:
         probe = probe_for(estimator, info, choice)
         verdict = equivalence.compare(

@@ -172,3 +172,17 @@ def test_a_converter_error_dump_becomes_one_short_line(
     assert len(info.fallback_reason) == runtimes.MAX_REASON_CHARS
     assert "\n" not in info.fallback_reason
     assert info.fallback_reason.startswith("skl2onnx failed: attribute dump attribute dump")
+
+
+def test_a_compiler_crash_still_serves_with_sklearn(
+    cancer: tuple[np.ndarray, np.ndarray],
+) -> None:
+    x, y = cancer
+    lr = LogisticRegression(max_iter=5000).fit(x, y)
+
+    def crash(estimator: object, info: ModelInfo) -> Runtime:
+        raise ImportError("No module named 'onnxruntime'")
+
+    runtime, info = runtimes.select(lr, describe(lr), runtimes.Choice("auto"), crash)
+    assert runtime.name == "sklearn"
+    assert info.fallback_reason == "compiling failed: ImportError: No module named 'onnxruntime'"
