@@ -101,11 +101,24 @@ class PeerMetrics:
         )
 
 
-def worker_main(settings: ServerSettings, slot: WorkerSlot) -> None:
+def worker_main(settings: ServerSettings, slot: WorkerSlot, parent: int) -> None:
     """Entry point of one spawned worker process."""
     from modelrollout.serving.server import main
 
+    _die_with_parent(parent)
     raise SystemExit(main(settings, slot))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: SIGTERM this worker when the supervisor dies, even by SIGKILL (no orphans
+    holding the ports outside a container, where PID 1's death would end them anyway)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the supervisor died before prctl took effect
+        raise SystemExit(exitcodes.FAILURE)
 
 
 def supervise(settings: ServerSettings) -> int:
@@ -122,7 +135,7 @@ def supervise(settings: ServerSettings) -> int:
     procs = [
         ctx.Process(
             target=worker_main,
-            args=(one, WorkerSlot(i, settings.workers, run_dir)),
+            args=(one, WorkerSlot(i, settings.workers, run_dir), os.getpid()),
             name=f"worker-{i}",
         )
         for i in range(settings.workers)
