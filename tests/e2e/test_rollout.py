@@ -97,6 +97,8 @@ def test_story_v1_stable_v2_promoted_v3_rejected(
         "v3 candidate removed", lambda: get_json(kubectl, namespace, "deploy", "iris-v3") == {}
     )
     wait_for("Model Degraded", lambda: model_status(kubectl, namespace)["phase"] == "Degraded")
+    wait_event(kubectl, namespace, "iris", "Normal", "Promoted")
+    wait_event(kubectl, namespace, "iris", "Warning", "Degraded")
     wait_event(kubectl, namespace, "iris-v3", "Warning", "GatesFailed")
 
 

@@ -10,7 +10,7 @@ from kubernetes.client.exceptions import ApiException
 
 from modelrollout.core import builders
 from modelrollout.core.conditions import Stamp, model_conditions, summarize
-from modelrollout.core.state import Sibling
+from modelrollout.core.state import Event, Sibling
 from modelrollout.operator.kube import Kube
 from modelrollout.operator.settings import OperatorSettings
 
@@ -51,3 +51,20 @@ def reconcile(
         "conditions": model_conditions(stamp, summary, stable),
     }
     return {k: v for k, v in wanted.items() if status.get(k) != v}
+
+
+def events(seen: Mapping[str, Any] | None, status: Mapping[str, Any]) -> list[Event]:
+    """Events on the Model when its stable version or phase changes (nothing on first sight,
+    so a restarted operator does not repeat old news)."""
+    if seen is None:
+        return []
+    out = []
+    stable, previous = status.get("stableVersion"), seen.get("stableVersion")
+    if stable is not None and stable != previous:
+        replaced = f" (replaces version {previous})" if previous is not None else ""
+        out.append(Event("Normal", "Promoted", f"version {stable} serves{replaced}"))
+    phase = status.get("phase")
+    if phase != seen.get("phase") and phase in ("Degraded", "Ready"):
+        kind = "Warning" if phase == "Degraded" else "Normal"
+        out.append(Event(kind, str(phase), str(status.get("message") or "")))
+    return out

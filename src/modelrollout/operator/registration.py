@@ -90,9 +90,13 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: 
         raise kopf.TemporaryError(reason, delay=settings.tick * 2)
 
     @_timer(registry, settings, spec.MODELS, "summary")
-    def model_timer(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+    def model_timer(body: kopf.Body, patch: kopf.Patch, memo: Any, **kwargs: Any) -> None:
         index: VersionIndex = kwargs["versions_by_model"]
         key = (str(body.metadata.namespace), str(body.metadata.name))
         status = models.reconcile(kube, settings, body, list(index.get(key, [])), _now())
         if status:
             patch.status.update(status)
+        merged = {**(body.get("status") or {}), **status}
+        for event in models.events(memo.get("seen"), merged):
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        memo["seen"] = {k: merged.get(k) for k in ("stableVersion", "phase")}

@@ -58,3 +58,21 @@ def test_auto_priority_is_stable_per_pod_and_differs_between_pods(
     monkeypatch.setenv("POD_NAME", "modelrollout-operator-5d9c-fghij")
     assert main.resolve_priority("auto") != first
     assert main.resolve_priority(5) == 5
+
+
+def test_model_events_on_promotion_and_degradation_only_after_first_sight() -> None:
+    from modelrollout.operator import models
+
+    assert models.events(None, {"stableVersion": 2, "phase": "Ready"}) == []
+    promoted = models.events(
+        {"stableVersion": 1, "phase": "Progressing"}, {"stableVersion": 2, "phase": "Ready"}
+    )
+    assert [(e.type, e.reason) for e in promoted] == [("Normal", "Promoted"), ("Normal", "Ready")]
+    assert promoted[0].message == "version 2 serves (replaces version 1)"
+    degraded = models.events(
+        {"stableVersion": 2, "phase": "Progressing"},
+        {"stableVersion": 2, "phase": "Degraded", "message": "version 3 is EvaluationFailed"},
+    )
+    assert [(e.type, e.reason) for e in degraded] == [("Warning", "Degraded")]
+    same = {"stableVersion": 2, "phase": "Ready"}
+    assert models.events(same, same) == []
