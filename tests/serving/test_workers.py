@@ -10,7 +10,7 @@ import numpy as np
 
 from tests.serving.conftest import Trained
 from tests.serving.grpc_helpers import predict_request, prediction_service_pb2_grpc
-from tests.serving.harness import HOST, launch, metric, wait_exit, wait_ready
+from tests.serving.harness import HOST, launch, metric, wait_exit, wait_ready, wait_until
 
 BASE = 'model="iris",version="1"'
 
@@ -23,6 +23,8 @@ def test_two_workers_answer_both_protocols_and_sum_metrics(
         launch(str(iris.path), tmp_path, name="iris", args=("--workers", "2"), runtime="auto")
     )
     try:
+        # both workers loaded and bound, so the kernel spreads connections over both
+        wait_until("two workers serving", lambda: server.log().count("serving iris version") == 2)
         want = iris.estimator.predict(iris.x[:3]).tolist()
         for _ in range(20):  # a new connection each time: the kernel spreads them
             status, body = server.http(

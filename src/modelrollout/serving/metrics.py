@@ -165,9 +165,10 @@ class Metrics:
     @classmethod
     def merged(cls, model: str, version: int, snapshots: list[dict[str, Any]]) -> Metrics:
         """The sum of several processes' snapshots: counters and histograms add up,
-        ``loaded`` is 1 only when every process serves, load time is the slowest."""
+        ``loaded`` is 1 once any process serves (a worker still loading has not bound
+        the ports, so it receives nothing), load time is the slowest."""
         out = cls(model, version)
-        out.loaded = min((s["loaded"] for s in snapshots), default=0)
+        out.loaded = max((s["loaded"] for s in snapshots), default=0)
         loads = [s["load_seconds"] for s in snapshots if not math.isnan(s["load_seconds"])]
         out.load_seconds = max(loads) if loads else float("nan")
         for snap in snapshots:

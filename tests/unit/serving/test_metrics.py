@@ -117,4 +117,6 @@ def test_snapshots_of_several_workers_sum_up() -> None:
     assert 'modelrollout_requests_in_flight{model="m",version="1"} 2' in out
     assert 'modelrollout_model_load_duration_seconds{model="m",version="1"} 0.003' in out
     a.loaded = 0
+    assert Metrics.merged("m", 1, [a.snapshot(), b.snapshot()]).loaded == 1
+    b.loaded = 0
     assert Metrics.merged("m", 1, [a.snapshot(), b.snapshot()]).loaded == 0
