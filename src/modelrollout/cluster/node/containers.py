@@ -55,7 +55,17 @@ def launch_spec(
         "hostname": pod["metadata"]["name"],
         "venv": str(rt.settings.venv),
         "mounts": [asdict(m) for m in container_mounts(pod, container, paths)],
+        "preserve": runtime_paths(rt.settings.venv),
     }
+
+
+def runtime_paths(venv: Path) -> list[str]:
+    """Host directories a project program needs, kept visible whatever the pod mounts."""
+    import modelrollout
+
+    package_root = Path(modelrollout.__file__).resolve().parent.parent
+    paths = {str(venv), sys.prefix, sys.base_prefix, sys.exec_prefix, str(package_root)}
+    return sorted(paths)
 
 
 async def spawn(spec: dict[str, Any], paths: PodPaths, name: str) -> asyncio.subprocess.Process:

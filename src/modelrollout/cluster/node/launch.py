@@ -74,6 +74,26 @@ def bind_mounts(mounts: list[dict[str, Any]]) -> None:
         os.close(fd)
 
 
+def restore_hidden(libc: Any, preserved: list[tuple[str, int]]) -> None:
+    """Bind back host paths the program needs (venv, Python, sources) that a volume hid.
+
+    A pod that mounts an emptyDir on /tmp must still run when the project itself
+    lives under the host's /tmp (as in a CI clone): each preserved path was opened
+    before any mount, and is bound over itself again if a mount replaced it.
+    """
+    for path, fd in preserved:
+        before = os.fstat(fd)
+        try:
+            now = os.stat(path)
+            hidden = (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino)
+        except FileNotFoundError:
+            hidden = True
+        if hidden:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            _mount(libc, f"/proc/self/fd/{fd}", path, MS_BIND | MS_REC)
+        os.close(fd)
+
+
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[1]).read_text())
     libc = _libc()
@@ -81,7 +101,13 @@ def main(argv: list[str]) -> int:
     try:
         if spec.get("hostname"):
             socket.sethostname(spec["hostname"][:63])
+        preserved = [
+            (path, os.open(path, os.O_PATH | os.O_CLOEXEC))
+            for path in spec.get("preserve", [])
+            if os.path.isdir(path)
+        ]
         bind_mounts(spec["mounts"])
+        restore_hidden(libc, preserved)
         workdir = spec.get("workdir") or "/"
         Path(workdir).mkdir(parents=True, exist_ok=True)
         os.chdir(workdir)
