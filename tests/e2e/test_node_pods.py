@@ -5,6 +5,7 @@ answer for images the node cannot run."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from tests.e2e.test_node import (
     job_pod,
     processes_with,
 )
+
+from modelrollout.cluster.node.containers import runtime_paths
 
 pytestmark = pytest.mark.e2e
 
@@ -111,7 +114,7 @@ def test_two_pods_see_their_own_volume_at_the_same_path(
             "cwd": "/mnt/models",
             "argv": f"hello {pod_name} $(WHO)",
             "token": True,
-            "tmp": [],
+            "tmp": restored_under_tmp(),
         }
         init = pod["status"]["initContainerStatuses"][0]["state"]["terminated"]
         assert init["exitCode"] == 0
@@ -119,6 +122,16 @@ def test_two_pods_see_their_own_volume_at_the_same_path(
     claim = cluster.layout.root / "node" / "pvc" / namespace / "cache"
     pods = {job_pod(kubectl, namespace, name)["metadata"]["name"] for name in ("a", "b")}
     assert {p.name for p in claim.iterdir()} == pods  # one claim, shared by both pods
+
+
+def restored_under_tmp() -> list[str]:
+    """What a pod's empty /tmp shows: only the project's own paths the launcher re-exposes."""
+    entries = set()
+    for path in runtime_paths(Path(sys.prefix)):
+        parts = Path(path).parts
+        if len(parts) > 2 and parts[:2] == ("/", "tmp"):
+            entries.add(parts[2])
+    return sorted(entries)
 
 
 def probed(name: str) -> dict[str, Any]:
