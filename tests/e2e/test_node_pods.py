@@ -36,7 +36,7 @@ report = {
     "cwd": os.getcwd(),
     "argv": os.environ['GREETING_ARG'],
     "token": len(open('/var/run/secrets/kubernetes.io/serviceaccount/token').read()) > 0,
-    "tmp": os.listdir('/tmp'),
+    "tmp": sorted(os.listdir('/tmp')),
 }
 open('/dev/termination-log', 'w').write(json.dumps(report))
 """
