@@ -45,7 +45,7 @@ SeriesKey = tuple[str, Labels]
 Scrape = dict[SeriesKey, float]
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|\})')
+_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,\s*\}|,|\})')
 _UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
 
 
@@ -117,14 +117,17 @@ def increase(start: Scrape | None, end: Scrape) -> tuple[Scrape, bool]:
     the series counts from zero, so its increase is its end value. A restart
     resets every counter of the process at once, so when any counter went down
     the whole pod counts from zero (Prometheus, which judges series one by one,
-    undercounts the series that restarted and climbed past their old value).
+    undercounts the series that restarted and climbed past their old value). The
+    server never drops a counter, so a counter missing at the end is a restart too.
     ``start=None`` is a pod that appeared during the interval (counted from zero);
     a series absent at the start is new and counted from zero too.
     """
     counters = {k: v for k, v in end.items() if k[0] in COUNTERS}
     if start is None:
         return counters, False
-    restarted = any(k in start and v < start[k] for k, v in counters.items())
+    went_down = any(k in start and v < start[k] for k, v in counters.items())
+    vanished = any(k[0] in COUNTERS and k not in end for k in start)
+    restarted = went_down or vanished
     if restarted:
         return counters, True
     return {k: v - start.get(k, 0.0) for k, v in counters.items()}, False

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -52,6 +54,7 @@ def test_parse_escapes_timestamps_and_specials() -> None:
     assert scrape[("x", (("a", 'q"\\\n'), ("b", "")))] == math.inf
     assert scrape[("y", ())] == -0.0015
     assert math.isnan(scrape[("z", ())])
+    assert a.parse('w{a="1", } 2') == {("w", (("a", "1"),)): 2.0}  # a trailing comma is allowed
 
 
 @pytest.mark.parametrize(
@@ -68,6 +71,8 @@ def test_parse_escapes_timestamps_and_specials() -> None:
         "x 1 12.5",
         "x inf",
         "x 1\nx 2",
+        'x{a="b",,} 1',
+        "x{",
     ],
 )
 def test_parse_rejects(line: str) -> None:
@@ -94,6 +99,19 @@ def test_increase_counts_a_restarted_pod_from_zero() -> None:
     assert restarted
     assert delta == {_req("OK"): 30.0, _req("INTERNAL"): 4.0}
     assert a.increase(None, end) == (delta, False)  # a pod that appeared in the interval
+    # restarted, no error answered yet, OK already past its old value: still a restart
+    delta, restarted = a.increase(start, {_req("OK"): 130.0})
+    assert restarted
+    assert delta == {_req("OK"): 130.0}
+
+
+def test_core_analysis_and_canary_are_pure_python() -> None:
+    code = (
+        "import sys, modelrollout.core.analysis, modelrollout.core.canary\n"
+        "print([m for m in ('numpy', 'sklearn', 'scipy', 'grpc') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_window_sums_pods_and_counts_errors() -> None:
