@@ -313,3 +313,61 @@ def replica_split(stable_replicas: int, weight: float, max_canary_replicas: int)
 
     best = min(sorted(candidates), key=lambda c: abs(share(c) - weight))
     return ReplicaSplit(best, share(best))
+
+
+HISTORY_KEEP = 20
+"""Interval results kept in ``status.canary.history`` (failed ones are always kept)."""
+
+
+def trimmed(history: Sequence[IntervalResult], keep: int = HISTORY_KEEP) -> list[IntervalResult]:
+    """The last ``keep`` results plus every failed one: the failure limit counts them all."""
+    recent = set(range(max(len(history) - keep, 0), len(history)))
+    return [r for i, r in enumerate(history) if i in recent or r.verdict is Verdict.FAILED]
+
+
+def result_to_status(result: IntervalResult) -> dict[str, Any]:
+    """One interval as JSON-able status (non-finite numbers become null)."""
+    out: dict[str, Any] = {
+        "step": result.step,
+        "start": result.start.isoformat(),
+        "end": result.end.isoformat(),
+        "verdict": result.verdict.value,
+        "values": {k: _finite(v) for k, v in result.values.items()},
+    }
+    if result.breach is not None:
+        b = result.breach
+        out["breach"] = {
+            "metric": b.metric,
+            "value": _finite(b.value),
+            "threshold": _finite(b.threshold),
+            "kind": b.kind,
+            "stable": _finite(b.stable),
+        }
+    return out
+
+
+def result_from_status(raw: Mapping[str, Any]) -> IntervalResult:
+    """The inverse of ``result_to_status`` (what the operator reads back from status)."""
+    b = raw.get("breach")
+    breach = None
+    if b:
+        value, threshold = b.get("value"), b.get("threshold")
+        breach = Breach(
+            str(b["metric"]),
+            math.nan if value is None else float(value),
+            math.nan if threshold is None else float(threshold),
+            str(b["kind"]),
+            None if b.get("stable") is None else float(b["stable"]),
+        )
+    return IntervalResult(
+        step=int(raw["step"]),
+        start=datetime.fromisoformat(raw["start"]),
+        end=datetime.fromisoformat(raw["end"]),
+        verdict=Verdict(raw["verdict"]),
+        values={k: None if v is None else float(v) for k, v in (raw.get("values") or {}).items()},
+        breach=breach,
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

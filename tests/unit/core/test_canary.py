@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -238,3 +239,39 @@ def test_replica_split_is_the_nearest_reachable_weight(
 def test_replica_split_rejects(stable: int, weight: float, cap: int) -> None:
     with pytest.raises(ValueError, match="stable_replicas"):
         c.replica_split(stable, weight, cap)
+
+
+finite = st.floats(0, 1e6, allow_nan=False)
+results = st.builds(
+    c.IntervalResult,
+    step=st.integers(0, 19),
+    start=st.datetimes(timezones=st.just(UTC)),
+    end=st.datetimes(timezones=st.just(UTC)),
+    verdict=st.sampled_from(c.Verdict),
+    values=st.dictionaries(st.sampled_from(c.METRICS), st.none() | finite),
+    breach=st.none()
+    | st.builds(
+        c.Breach, st.sampled_from(c.METRICS), finite, finite, st.just("max"), st.none() | finite
+    ),
+)
+
+
+@given(results)
+def test_status_round_trip(result: c.IntervalResult) -> None:
+    raw = c.result_to_status(result)
+    assert json.loads(json.dumps(raw)) == raw
+    assert c.result_from_status(raw) == result
+
+
+def test_status_drops_non_finite_numbers() -> None:
+    result = c.IntervalResult(0, T0, T0, c.Verdict.PASSED, {"latencyP99Seconds": math.inf})
+    assert c.result_to_status(result)["values"] == {"latencyP99Seconds": None}
+
+
+def test_trimmed_keeps_every_failure() -> None:
+    history = [_result(c.Verdict.FAILED, 0)] + [
+        _result(c.Verdict.PASSED, 20 * i) for i in range(1, 30)
+    ]
+    kept = c.trimmed(history, keep=5)
+    assert kept == [history[0], *history[-5:]]
+    assert c.trimmed(history[:3], keep=5) == history[:3]
