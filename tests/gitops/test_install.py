@@ -87,3 +87,13 @@ def test_documented_install_runs_the_operator_that_answers_the_example(
     pods = kubectl("get", "pods", "-n", "modelrollout-system", "-o", "json")
     running = [p for p in json.loads(pods.stdout)["items"] if p["status"]["phase"] == "Running"]
     assert len(running) == 2
+
+
+def test_readme_install_block_is_the_tested_one() -> None:
+    """The README's local install lines are the ones the test above runs, word for word."""
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"On the local cluster.*?```sh\n(.*?)```", readme, re.S)
+    assert block, "README.md lost its local-cluster install block"
+    tested = re.search(r"On the local cluster.*?```sh\n(.*?)```", DOC.read_text(), re.S)
+    assert tested
+    assert block.group(1) == tested.group(1)
