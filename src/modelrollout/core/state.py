@@ -42,6 +42,8 @@ class Sibling:
     name: str
     version: int
     phase: str
+    weight: int = 0
+    """Share of user traffic it receives as a canary, in percent (0 outside the canary)."""
 
 
 @dataclass(frozen=True)
