@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
+from modelrollout.core import spec as s
 from tests.cluster.rollout import install_crds, iris_model, iris_version
 from tests.conftest import Kubectl
-
-from modelrollout.core import spec as s
 
 pytestmark = pytest.mark.cluster
 
