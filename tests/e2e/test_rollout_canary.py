@@ -144,6 +144,7 @@ def test_canary_that_rejects_inputs_is_rolled_back_and_stable_answers_everything
         ),
         timeout=60,
     )
+    fields = get_json(kubectl, namespace, "svc", "iris")["metadata"].get("managedFields") or []
     end = datetime.fromisoformat(report["intervalEnd"]).timestamp()
     last = max(s.at for s in failures)
     print(  # the measurement docs/notes/canary-wiring.md reports (pytest -s)
@@ -151,6 +152,7 @@ def test_canary_that_rejects_inputs_is_rolled_back_and_stable_answers_everything
             {
                 "failingIntervalEnd": report["intervalEnd"],
                 "rollbackDecidedAt": report["at"],
+                "serviceLastWritten": max((f.get("time") or "" for f in fields), default=""),
                 "lastCanaryAnswerAfterIntervalEndSeconds": round(last - end, 2),
                 "requests": len(sent),
                 "failedGlitched": len(failures),

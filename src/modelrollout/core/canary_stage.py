@@ -27,24 +27,28 @@ def policy(obs: Observed) -> c.CanarySpec:
 
 def wanted(obs: Observed) -> bool:
     """A canary runs when there are steps and a stable version to compare with."""
-    return (
-        obs.model is not None
-        and obs.model.stable_version not in (None, obs.version.version)
-        and (bool(policy(obs).steps))
-    )
+    if obs.model is None or obs.model.stable_version in (None, obs.version.version):
+        return False
+    try:
+        return bool(policy(obs).steps)
+    except c.CanarySpecError:  # the Model changed since Pending: no canary without a policy
+        return False
 
 
 def _step_status(obs: Observed, spec: c.CanarySpec, step: int) -> dict[str, Any]:
     assert obs.model is not None
     stable = obs.model.spec.replicas
     weight = spec.steps[step].weight
-    split = c.replica_split(stable, weight, stable) if weight < 100 else None
+    # 100 % is not reachable by replicas: the last hold runs with as many pods as stable.
+    split = c.replica_split(stable, min(weight, 99), stable)
+    if weight == 100:
+        split = c.ReplicaSplit(stable, 50.0)
     return {
         "step": step,
         "steps": len(spec.steps),
         "weight": weight,
-        "achievedWeight": round(split.achieved_weight) if split else 100,
-        "canaryReplicas": split.canary_replicas if split else stable,
+        "achievedWeight": round(split.achieved_weight),
+        "canaryReplicas": split.canary_replicas,
         "stableReplicas": stable,
         "stepStartedAt": _iso(obs.now),
     }
@@ -68,13 +72,24 @@ def start(obs: Observed, status: dict[str, Any], summary: str) -> Decision:
 
 def step(obs: Observed, timing: Timing) -> Decision:
     """One pass of the Canary phase (superseding and server failure are handled by the caller)."""
-    spec = policy(obs)
+    try:
+        spec = policy(obs)
+    except c.CanarySpecError as err:  # the Model changed: hold the weight until it is fixed
+        msg = f"canary policy unusable, holding the current weight: {err}"
+        return Decision(Phase.CANARY, "InvalidSpec", msg, (Action.SET_WEIGHT,), requeue=timing.idle)
     current = dict(obs.status.get("canary") or {})
     if not spec.steps:  # the policy was emptied during the canary
         msg = "no canary steps in force; promoting"
         return Decision(Phase.PROMOTING, "CanaryPassed", msg, (Action.ENSURE_SERVER,), requeue=0.5)
     if "step" not in current or "stepStartedAt" not in current:  # lost status: restart at step 1
         return start(obs, {}, "canary status missing")
+    return _judge_and_move(obs, timing, spec, current)
+
+
+def _judge_and_move(
+    obs: Observed, timing: Timing, spec: c.CanarySpec, current: dict[str, Any]
+) -> Decision:
+    """Judge the interval that just ended (if any), then map ``next_action`` to a decision."""
     index = min(int(current["step"]), len(spec.steps) - 1)  # steps may have been shortened
     started = _parse(str(current["stepStartedAt"]))
     history = [c.result_from_status(h) for h in current.get("history") or ()]

@@ -230,3 +230,12 @@ def test_lost_canary_status_restarts_at_the_first_step() -> None:
     assert out.phase == Phase.CANARY
     assert out.status["canary"]["step"] == 0
     assert out.actions == (d.Action.SET_WEIGHT,)
+
+
+def test_last_step_of_100_percent_holds_with_as_many_pods_as_stable_then_promotes() -> None:
+    policy = {"steps": [{"weight": 100, "durationSeconds": 0}]}
+    out = d.decide(observe(Phase.EVALUATING, job=PASSED_JOB, model=model(policy)))
+    canary = out.status["canary"]
+    assert (canary["canaryReplicas"], canary["achievedWeight"]) == (4, 50)
+    out = d.decide(observe(Phase.CANARY, status={"canary": canary}, model=model(policy)))
+    assert (out.phase, out.reason) == (Phase.PROMOTING, "CanaryPassed")
