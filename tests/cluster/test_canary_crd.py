@@ -16,7 +16,10 @@ pytestmark = pytest.mark.cluster
 
 POLICY = {
     "steps": [{"weight": 10}, {"weight": 50, "durationSeconds": 30}],
-    "analysis": {"thresholds": {"errorRate": {"max": 0.05}, "jsDistance": {"max": 0.2}}},
+    "analysis": {
+        "failureLimit": 2,
+        "thresholds": {"errorRate": {"max": 0.05}, "jsDistance": {"max": 0.2}},
+    },
 }
 
 
@@ -39,16 +42,18 @@ def test_canary_policy_is_kept_with_defaults_and_merged_with_the_override(
     assert apply(kubectl, namespace, iris_model(canary=POLICY)).returncode == 0
     version = iris_version(1)
     version["spec"]["canary"] = {"analysis": {"minRequests": 5, "intervalSeconds": 7}}
+    # The override's schema has no defaults: a field it leaves out keeps the Model's value.
     assert apply(kubectl, namespace, version).returncode == 0
     model = s.model_from_body(get(kubectl, namespace, "model", "iris"))
     stored = s.version_from_body(get(kubectl, namespace, "mv", "iris-v1"))
     analysis = model.canary["analysis"]
     assert analysis["thresholds"] == POLICY["analysis"]["thresholds"]  # not pruned
-    assert (analysis["intervalSeconds"], analysis["failureLimit"]) == (30, 1)  # defaults
+    assert (analysis["intervalSeconds"], analysis["maxInconclusiveSeconds"]) == (30, 300)
     assert model.canary["steps"][0]["durationSeconds"] == 60
     merged = s.merged_canary(model.canary, stored.canary)
     assert [st.weight for st in merged.steps] == [10, 50]
     assert (merged.min_requests, merged.interval_seconds) == (5, 7.0)
+    assert merged.failure_limit == 2
     assert {th.metric for th in merged.thresholds} == {"errorRate", "jsDistance"}
 
 
