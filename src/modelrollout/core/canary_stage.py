@@ -101,7 +101,7 @@ def _judge_and_move(
         )
         history.append(result)
         note = f" ({w.note})" if w.note else ""
-    current["history"] = [c.result_to_status(r) for r in c.trimmed(history)]
+    current["history"] = [_no_nulls(c.result_to_status(r)) for r in c.trimmed(history)]
     action = c.next_action(spec, index, started, history, obs.now)
     if action.kind in (c.Kind.HOLD, c.Kind.INCONCLUSIVE_WAIT):
         reason = "CanaryStep" if action.kind is c.Kind.HOLD else "CanaryWaiting"
@@ -178,6 +178,13 @@ def leaving(obs: Observed, decision: Decision) -> Decision:
         decision.requeue,
         decision.paused,
     )
+
+
+def _no_nulls(entry: dict[str, Any]) -> dict[str, Any]:
+    """The API server drops nulls in preserved fields: leave them out (absent = not measured)."""
+    return {
+        k: _no_nulls(v) if isinstance(v, dict) else v for k, v in entry.items() if v is not None
+    }
 
 
 def _parse(raw: str) -> datetime:

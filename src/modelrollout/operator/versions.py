@@ -220,9 +220,13 @@ def _switch_stable(ctx: Context, decision: Decision) -> None:
 
 
 def _set_stable_selector(ctx: Context, selector: Mapping[str, str]) -> None:
+    """Exactly ``selector``: a merge patch keeps keys it does not name, so extra ones are nulled."""
     service = ctx.kube.get_service(ctx.ns, ctx.version.model)
-    if service is not None and (service.get("spec") or {}).get("selector") != dict(selector):
-        ctx.kube.set_service_selector(ctx.ns, ctx.version.model, selector)
+    current = ((service or {}).get("spec") or {}).get("selector") or {}
+    if service is not None and current != dict(selector):
+        patch: dict[str, str | None] = {k: None for k in current if k not in selector}
+        patch.update(selector)
+        ctx.kube.set_service_selector(ctx.ns, ctx.version.model, patch)
 
 
 def _set_weight(ctx: Context, decision: Decision) -> None:

@@ -170,7 +170,11 @@ def test_too_few_requests_is_inconclusive_not_a_failure() -> None:
     )
     out = d.decide(obs)
     assert (out.phase, out.reason) == (Phase.CANARY, "CanaryWaiting")
-    assert [h["verdict"] for h in out.status["canary"]["history"]] == ["Inconclusive"]
+    history = out.status["canary"]["history"]
+    assert [h["verdict"] for h in history] == ["Inconclusive"]
+    # No predictions were counted: drift is absent, not null (the API server drops nulls).
+    assert "psi" not in history[0]["values"]
+    assert None not in history[0]["values"].values()
 
 
 def test_interval_of_another_step_is_not_judged() -> None:
