@@ -144,7 +144,8 @@ def test_canary_that_rejects_inputs_is_rolled_back_and_stable_answers_everything
         ),
         timeout=60,
     )
-    fields = get_json(kubectl, namespace, "svc", "iris")["metadata"].get("managedFields") or []
+    svc = kubectl("get", "svc", "iris", "-n", namespace, "-o", "json", "--show-managed-fields")
+    fields = json.loads(svc.stdout)["metadata"].get("managedFields") or []
     end = datetime.fromisoformat(report["intervalEnd"]).timestamp()
     last = max(s.at for s in failures)
     print(  # the measurement docs/notes/canary-wiring.md reports (pytest -s)
