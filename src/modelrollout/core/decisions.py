@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from modelrollout.core import canary_stage
 from modelrollout.core import spec as s
 from modelrollout.core.controls import control, paused
 from modelrollout.core.spec import IN_FLIGHT, REJECTED, Phase
@@ -49,6 +50,10 @@ DEFAULT_TIMING = Timing()
 
 def decide(obs: Observed, timing: Timing = DEFAULT_TIMING) -> Decision:
     """The single entry point: control annotations first, then the phase's own step."""
+    return canary_stage.leaving(obs, _decide(obs, timing))
+
+
+def _decide(obs: Observed, timing: Timing) -> Decision:
     control_decision = control(obs)
     if control_decision is not None:
         return _with_event(obs, control_decision)
@@ -63,6 +68,7 @@ def decide(obs: Observed, timing: Timing = DEFAULT_TIMING) -> Decision:
         Phase.PENDING: _pending,
         Phase.DEPLOYING: _deploying,
         Phase.EVALUATING: _evaluating,
+        Phase.CANARY: _canary,
         Phase.PROMOTING: _promoting,
         Phase.STABLE: _stable,
     }.get(phase, _settled)
@@ -102,7 +108,7 @@ def _pending(obs: Observed, timing: Timing) -> Decision:
     if (by := superseded_by(obs)) is not None:
         return _supersede(obs, by)
     evaluation = s.merged_evaluation(obs.model.spec.evaluation, obs.version.evaluation)
-    errors = s.semantic_errors(obs.version, evaluation)
+    errors = s.semantic_errors(obs.version, evaluation, obs.model.spec.canary)
     if errors and not obs.status.get("manualPromotion"):
         return Decision(Phase.FAILED, "InvalidSpec", "; ".join(errors), (Action.DELETE_SERVER,))
     msg = f"deploying the candidate model server for version {obs.version.version}"
@@ -210,6 +216,8 @@ def _judged(obs: Observed) -> Decision:
         "evaluation": {**verdict.status, "completedAt": _iso(obs.now)},
         "headline": verdict.headline,
     }
+    if verdict.passed and canary_stage.wanted(obs):
+        return canary_stage.start(obs, status, verdict.summary)
     if verdict.passed:
         return Decision(
             Phase.PROMOTING,
@@ -222,6 +230,15 @@ def _judged(obs: Observed) -> Decision:
     return Decision(
         Phase.EVALUATION_FAILED, "GatesFailed", verdict.summary, (Action.DELETE_SERVER,), status
     )
+
+
+def _canary(obs: Observed, timing: Timing) -> Decision:
+    """Traffic steps with analysis; superseding or a failing server end it like elsewhere."""
+    if (by := superseded_by(obs)) is not None:
+        return _supersede(obs, by)
+    if obs.server.failure:
+        return _server_failed(obs)
+    return canary_stage.step(obs, timing)
 
 
 def _promoting(obs: Observed, timing: Timing) -> Decision:

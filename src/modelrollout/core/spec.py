@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from modelrollout.core.canary import CanarySpec, CanarySpecError, canary_from_dict
 from modelrollout.core.gates import GateSpecError, gate_spec_from_dict
 
 GROUP = "modelrollout.io"
@@ -100,6 +101,8 @@ class ModelSpec:
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     evaluation: Mapping[str, Any] = field(default_factory=dict)
     keep_previous_seconds: int = 30
+    canary: Mapping[str, Any] = field(default_factory=dict)
+    """``spec.canary`` as written (merged with a version's override by ``merged_canary``)."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,8 @@ class VersionSpec:
     version: int
     artifact: Artifact
     evaluation: Mapping[str, Any] = field(default_factory=dict)
+    canary: Mapping[str, Any] = field(default_factory=dict)
+    """The version's ``spec.canary`` override as written."""
 
 
 def model_from_body(body: Mapping[str, Any]) -> ModelSpec:
@@ -132,6 +137,7 @@ def model_from_body(body: Mapping[str, Any]) -> ModelSpec:
         resources=resources,
         evaluation=spec.get("evaluation") or {},
         keep_previous_seconds=int((spec.get("promotion") or {}).get("keepPreviousSeconds", 30)),
+        canary=spec.get("canary") or {},
     )
 
 
@@ -153,7 +159,23 @@ def version_from_body(body: Mapping[str, Any]) -> VersionSpec:
             allow_unsafe_formats=bool(art.get("allowUnsafeFormats", False)),
         ),
         evaluation=spec.get("evaluation") or {},
+        canary=spec.get("canary") or {},
     )
+
+
+def merged_canary_raw(model: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge a version's canary override into its Model's: ``steps`` and ``thresholds``
+    replace as a whole (a partial list would be meaningless), other analysis fields one by one."""
+    analysis = {**(model.get("analysis") or {}), **(override.get("analysis") or {})}
+    merged = {**model, **override}
+    if analysis:
+        merged["analysis"] = analysis
+    return merged
+
+
+def merged_canary(model: Mapping[str, Any], override: Mapping[str, Any]) -> CanarySpec:
+    """The canary policy in force for a version (raises ``CanarySpecError`` when unusable)."""
+    return canary_from_dict(merged_canary_raw(model, override))
 
 
 def merged_evaluation(model: Mapping[str, Any], override: Mapping[str, Any]) -> Evaluation:
@@ -174,9 +196,15 @@ def merged_evaluation(model: Mapping[str, Any], override: Mapping[str, Any]) -> 
     return Evaluation(dataset=dataset, gates=gates, timeout_seconds=int(timeout))
 
 
-def semantic_errors(version: VersionSpec, evaluation: Evaluation) -> list[str]:
+def semantic_errors(
+    version: VersionSpec, evaluation: Evaluation, model_canary: Mapping[str, Any] | None = None
+) -> list[str]:
     """What the schema cannot check: problems a person must fix in the resources."""
     errors = []
+    try:
+        merged_canary(model_canary or {}, version.canary)
+    except CanarySpecError as err:
+        errors.append(f"canary: {err}")
     if evaluation.dataset is None:
         errors.append(
             "no evaluation dataset: set spec.evaluation.dataset.uri on the Model or the version"

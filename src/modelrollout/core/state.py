@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from modelrollout.core import spec as s
+from modelrollout.core.analysis import Window
 from modelrollout.core.spec import Phase
 
 
@@ -27,6 +28,11 @@ class Action(StrEnum):
     """Remove the evaluation Job of the current attempt."""
     SWITCH_STABLE = "SwitchStable"
     """Point the Model's stable Service at this version and record it in the Model's status."""
+    SET_WEIGHT = "SetWeight"
+    """Canary (``replicas`` router): scale this version to ``status.canary.canaryReplicas``
+    and let the stable Service select both versions' pods."""
+    RESTORE_STABLE_ROUTE = "RestoreStableRoute"
+    """Point the stable Service back at the stable version only (first step of a rollback)."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,8 @@ class Sibling:
     name: str
     version: int
     phase: str
+    weight: int = 0
+    """Share of user traffic it receives as a canary, in percent (0 outside the canary)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,20 @@ class JobState:
 
 
 @dataclass(frozen=True)
+class CanaryWindow:
+    """One finished analysis interval of the canary stage: both versions' traffic in it."""
+
+    step: int
+    """The canary step the interval belongs to (it started after the step did)."""
+    start: datetime
+    end: datetime
+    stable: Window
+    canary: Window
+    note: str = ""
+    """Pods left out (scrape errors, unknown baseline), for the status message."""
+
+
+@dataclass(frozen=True)
 class Observed:
     """Everything a decision depends on."""
 
@@ -81,6 +103,8 @@ class Observed:
     siblings: tuple[Sibling, ...] = ()
     server: ServerState = ServerState()
     job: JobState = JobState()
+    window: CanaryWindow | None = None
+    """Set in the Canary phase when an analysis interval just ended (scraped by the operator)."""
 
     @property
     def phase(self) -> Phase:

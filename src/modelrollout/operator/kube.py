@@ -93,7 +93,8 @@ class Kube:
         body = {"spec": {"replicas": replicas}}
         self.apps.patch_namespaced_deployment(name, ns, body, _content_type=MERGE_PATCH)
 
-    def set_service_selector(self, ns: str, name: str, selector: Mapping[str, str]) -> None:
+    def set_service_selector(self, ns: str, name: str, selector: Mapping[str, str | None]) -> None:
+        """Merge-patch the selector: keys not named stay, a None value removes its key."""
         body = {"spec": {"selector": dict(selector)}}
         self.core.patch_namespaced_service(name, ns, body, _content_type=MERGE_PATCH)
 

@@ -35,7 +35,8 @@ def reconcile(
         except ApiException as err:
             if err.status != 403:  # 403: the namespace is being deleted; nothing to restore
                 raise
-    summary = summarize(stable, versions)
+    seen = list(versions)
+    summary = summarize(stable, seen)
     generation = int(meta.get("generation") or 1)
     stamp = Stamp(
         generation=generation,
@@ -46,11 +47,18 @@ def reconcile(
         "phase": summary.phase,
         "message": summary.message,
         "canaryVersion": summary.canary_version,
-        "canaryWeight": 0 if summary.canary_version else None,
+        "canaryWeight": _weight(seen, summary.canary_version),
         "observedGeneration": generation,
         "conditions": model_conditions(stamp, summary, stable),
     }
     return {k: v for k, v in wanted.items() if status.get(k) != v}
+
+
+def _weight(versions: Iterable[Sibling], canary: int | None) -> int | None:
+    """The in-flight version's share of user traffic (None when nothing is in flight)."""
+    if canary is None:
+        return None
+    return max((v.weight for v in versions if v.version == canary), default=0)
 
 
 def events(seen: Mapping[str, Any] | None, status: Mapping[str, Any]) -> list[Event]:

@@ -101,4 +101,11 @@ def sibling(body: Mapping[str, Any]) -> Sibling:
         name=str(body["metadata"]["name"]),
         version=int((body.get("spec") or {}).get("version") or 0),
         phase=str((body.get("status") or {}).get("phase") or ""),
+        weight=_weight(body.get("status") or {}),
     )
+
+
+def _weight(status: Mapping[str, Any]) -> int:
+    if status.get("phase") != "Canary":
+        return 0
+    return int((status.get("canary") or {}).get("achievedWeight") or 0)

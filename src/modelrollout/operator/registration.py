@@ -17,6 +17,7 @@ from kopf.on import TimerDecorator
 from modelrollout.core import spec
 from modelrollout.core.state import Sibling
 from modelrollout.operator import models, observe, versions
+from modelrollout.operator.analysis import AnalystSettings, CanaryAnalyst
 from modelrollout.operator.kube import Kube
 from modelrollout.operator.settings import OperatorSettings
 
@@ -51,6 +52,7 @@ def _timer(
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: Kube) -> None:
     """Attach the operator's index, timers and deletion handler to ``registry``."""
     group, version = spec.GROUP, spec.API_VERSION
+    analyst = CanaryAnalyst(AnalystSettings(port=settings.images.rest_port))
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -68,7 +70,9 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: 
         index: VersionIndex = kwargs["versions_by_model"]
         key = (str(body.metadata.namespace), str(body.spec.get("model", "")))
         siblings = list(index.get(key, []))
-        decision, status = versions.reconcile(kube, settings, body, siblings, _now())
+        decision, status = versions.reconcile(
+            kube, settings, body, siblings, _now(), analyst=analyst
+        )
         if status:
             patch.status.update(status)
         if decision.event is not None:

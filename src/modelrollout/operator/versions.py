@@ -14,10 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from modelrollout.core import builders, decisions, spec
+from modelrollout.core.canary import CanarySpecError
 from modelrollout.core.conditions import Stamp, version_conditions
 from modelrollout.core.spec import Phase
-from modelrollout.core.state import Action, Decision, Observed, Sibling
+from modelrollout.core.state import Action, CanaryWindow, Decision, Observed, Sibling
 from modelrollout.operator import observe
+from modelrollout.operator.analysis import CanaryAnalyst, Target
 from modelrollout.operator.kube import Kube, Obj
 from modelrollout.operator.settings import OperatorSettings
 
@@ -52,7 +54,39 @@ def load(kube: Kube, settings: OperatorSettings, body: Mapping[str, Any]) -> Con
     return Context(kube, settings, body, version, model_body, model)
 
 
-def observed(ctx: Context, siblings: Iterable[Sibling], now: datetime) -> Observed:
+def _window(ctx: Context, analyst: CanaryAnalyst | None, now: datetime) -> CanaryWindow | None:
+    """In the Canary phase: the analysis interval that just ended (scraped here), if any."""
+    status = ctx.body.get("status") or {}
+    if analyst is None:
+        return None
+    if status.get("phase") != Phase.CANARY or ctx.model is None or ctx.model_body is None:
+        analyst.forget(ctx.version.uid)
+        return None
+    stable = (ctx.model_body.get("status") or {}).get("stableVersion")
+    step = (status.get("canary") or {}).get("step")
+    if stable is None or step is None:
+        return None
+    try:
+        policy = spec.merged_canary(ctx.model.canary, ctx.version.canary)
+    except CanarySpecError:
+        return None
+    target = Target(
+        ctx.ns,
+        ctx.version.model,
+        int(stable),
+        ctx.version.version,
+        int(step),
+        policy.interval_seconds,
+    )
+    return analyst.observe(ctx.kube, ctx.version.uid, target, now)
+
+
+def observed(
+    ctx: Context,
+    siblings: Iterable[Sibling],
+    now: datetime,
+    analyst: CanaryAnalyst | None = None,
+) -> Observed:
     """The world as the state machine sees it."""
     status = ctx.body.get("status") or {}
     name = builders.server_name(ctx.version.model, ctx.version.version)
@@ -81,6 +115,7 @@ def observed(ctx: Context, siblings: Iterable[Sibling], now: datetime) -> Observ
         siblings=tuple(s for s in siblings if s.name != ctx.version.name),
         server=observe.server_state(deployment, pods, ctx.settings.restart_limit),
         job=observe.job_state(job, job_pods),
+        window=_window(ctx, analyst, now),
     )
 
 
@@ -91,22 +126,27 @@ def execute(ctx: Context, decision: Decision) -> None:
         ACTIONS[action](ctx, decision)
 
 
-def _server_params(ctx: Context, phase: Phase) -> builders.ServerParams:
+def _server_params(ctx: Context, decision: Decision) -> builders.ServerParams:
+    phase = decision.phase
     full = phase in (Phase.PROMOTING, Phase.STABLE) and ctx.model is not None
+    replicas = ctx.model.replicas if full and ctx.model else 1
+    if phase == Phase.CANARY:
+        canary = decision.status.get("canary") or (ctx.body.get("status") or {}).get("canary")
+        replicas = int((canary or {}).get("canaryReplicas") or 1)
     return builders.ServerParams(
         namespace=ctx.ns,
         model=ctx.version.model,
         version=ctx.version.version,
         artifact=ctx.version.artifact,
         owner=builders.Owner("ModelVersion", ctx.version.name, ctx.version.uid),
-        replicas=ctx.model.replicas if full and ctx.model else 1,
+        replicas=replicas,
         resources=ctx.model.resources if ctx.model else {},
         images=ctx.settings.images,
     )
 
 
 def _ensure_server(ctx: Context, decision: Decision) -> None:
-    params = _server_params(ctx, decision.phase)
+    params = _server_params(ctx, decision)
     existing = ctx.kube.ensure(builders.server_deployment(params))
     if int((existing.get("spec") or {}).get("replicas") or 0) != params.replicas:
         ctx.kube.scale_deployment(ctx.ns, existing["metadata"]["name"], params.replicas)
@@ -179,6 +219,30 @@ def _switch_stable(ctx: Context, decision: Decision) -> None:
     ctx.kube.patch_status(ctx.ns, spec.MODELS, model, patch)
 
 
+def _set_stable_selector(ctx: Context, selector: Mapping[str, str]) -> None:
+    """Exactly ``selector``: a merge patch keeps keys it does not name, so extra ones are nulled."""
+    service = ctx.kube.get_service(ctx.ns, ctx.version.model)
+    current = ((service or {}).get("spec") or {}).get("selector") or {}
+    if service is not None and current != dict(selector):
+        patch: dict[str, str | None] = {k: None for k in current if k not in selector}
+        patch.update(selector)
+        ctx.kube.set_service_selector(ctx.ns, ctx.version.model, patch)
+
+
+def _set_weight(ctx: Context, decision: Decision) -> None:
+    """``replicas`` router: canary pods at the step's count, then one Service over both."""
+    _ensure_server(ctx, decision)
+    _set_stable_selector(ctx, builders.labels(ctx.version.model, builders.ROLE_SERVER))
+
+
+def _restore_stable_route(ctx: Context, _decision: Decision) -> None:
+    """The stable Service selects the stable version's pods only (traffic leaves the canary)."""
+    stable = ((ctx.model_body or {}).get("status") or {}).get("stableVersion")
+    if stable is not None:
+        selector = builders.labels(ctx.version.model, builders.ROLE_SERVER, int(stable))
+        _set_stable_selector(ctx, selector)
+
+
 ACTIONS = {
     Action.ENSURE_SERVER: _ensure_server,
     Action.SCALE_SERVER_DOWN: _scale_down,
@@ -186,6 +250,8 @@ ACTIONS = {
     Action.ENSURE_JOB: _ensure_job,
     Action.DELETE_JOB: _delete_job,
     Action.SWITCH_STABLE: _switch_stable,
+    Action.SET_WEIGHT: _set_weight,
+    Action.RESTORE_STABLE_ROUTE: _restore_stable_route,
 }
 
 
@@ -216,6 +282,8 @@ def reconcile(
     body: Mapping[str, Any],
     siblings: Iterable[Sibling],
     now: datetime,
+    *,
+    analyst: CanaryAnalyst | None = None,
 ) -> tuple[Decision, dict[str, Any]]:
     """One pass: returns the decision (for its Event) and the status patch to apply.
 
@@ -227,7 +295,7 @@ def reconcile(
     if fresh is None:  # deleted meanwhile
         fresh = dict(body)
     ctx = load(kube, settings, fresh)
-    decision = decisions.decide(observed(ctx, siblings, now), settings.timing)
+    decision = decisions.decide(observed(ctx, siblings, now, analyst), settings.timing)
     execute(ctx, decision)
     return decision, status_patch(fresh, decision, _iso(now))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,10 +83,21 @@ def test_modelversion_spec_is_immutable_and_version_at_least_one() -> None:
 def test_model_and_override_share_the_evaluation_and_canary_schema() -> None:
     model = schema_of("model.yaml")["properties"]["spec"]["properties"]
     override = schema_of("modelversion.yaml")["properties"]["spec"]["properties"]
-    for key in ("evaluation", "canary"):
-        assert model[key]["properties"] == override[key]["properties"]
+    assert model["evaluation"]["properties"] == override["evaluation"]["properties"]
+    # The canary override has no defaults (they would mask the Model's values in the merge).
+    assert _without_defaults(model["canary"]) == _without_defaults(override["canary"])
+    assert '"default":' not in json.dumps(override["canary"]["properties"]["analysis"])
     assert model["evaluation"]["required"] == ["dataset"]
     assert "required" not in override["evaluation"]
+
+
+def _without_defaults(node: Any) -> Any:
+    if isinstance(node, dict):
+        skip = {"default", "description"}
+        return {k: _without_defaults(v) for k, v in node.items() if k not in skip}
+    if isinstance(node, list):
+        return [_without_defaults(v) for v in node]
+    return node
 
 
 def test_gate_metric_enum_matches_core_metric_table() -> None:
