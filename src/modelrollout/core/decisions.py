@@ -84,12 +84,16 @@ def _with_event(obs: Observed, decision: Decision) -> Decision:
 
 
 def superseded_by(obs: Observed) -> int | None:
-    """The candidate rule: a higher version that has not failed, or a newer stable one."""
+    """The candidate rule: a higher version that has not failed, or a newer stable one.
+
+    A higher version superseded in flight that never served still counts: it revives
+    before any lower version may start (see ``candidate_again``).
+    """
     mine = obs.version.version
     higher = [
         sib.version
         for sib in obs.siblings
-        if sib.version > mine and sib.phase not in REJECTED | {Phase.SUPERSEDED}
+        if sib.version > mine and (sib.phase not in REJECTED | {Phase.SUPERSEDED} or sib.revivable)
     ]
     stable = obs.model.stable_version if obs.model else None
     if stable is not None and stable >= mine and obs.phase != Phase.STABLE:

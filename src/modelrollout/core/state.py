@@ -44,6 +44,9 @@ class Sibling:
     phase: str
     weight: int = 0
     """Share of user traffic it receives as a canary, in percent (0 outside the canary)."""
+    revivable: bool = False
+    """Superseded while in flight, never served: it becomes the candidate again if every
+    version above it fails, so it still outranks the versions below it."""
 
 
 @dataclass(frozen=True)

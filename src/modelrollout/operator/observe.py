@@ -102,7 +102,12 @@ def sibling(body: Mapping[str, Any]) -> Sibling:
         version=int((body.get("spec") or {}).get("version") or 0),
         phase=str((body.get("status") or {}).get("phase") or ""),
         weight=_weight(body.get("status") or {}),
+        revivable=_revivable(body.get("status") or {}),
     )
+
+
+def _revivable(status: Mapping[str, Any]) -> bool:
+    return status.get("phase") == "Superseded" and not status.get("promotedAt")
 
 
 def _weight(status: Mapping[str, Any]) -> int:

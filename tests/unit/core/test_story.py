@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from modelrollout.core import decisions as d
@@ -55,7 +55,13 @@ class World:
 
     def observe(self, n: int) -> d.Observed:
         siblings = tuple(
-            d.Sibling(f"iris-v{m}", m, st_.get("phase", "")) for m, st_ in self.status.items()
+            d.Sibling(
+                f"iris-v{m}",
+                m,
+                st_.get("phase", ""),
+                revivable=st_.get("phase") == "Superseded" and not st_.get("promotedAt"),
+            )
+            for m, st_ in self.status.items()
         )
         art = s.Artifact(uri=f"file:///m/{n}.skops", sha256="b" * 64)
         spec = s.VersionSpec(f"iris-v{n}", "ns", f"u{n}", "iris", n, art)
@@ -242,6 +248,7 @@ def test_safety_properties(case: dict[str, Any]) -> None:
 
 
 @settings(max_examples=60, deadline=None)
+@example(accuracies=[0.7, 0.7, 0.7], arrivals=[3, 0, 0, 0])
 @given(
     accuracies=st.lists(st.sampled_from([0.7, 0.85, 0.9, 0.95]), min_size=1, max_size=4),
     arrivals=st.lists(st.integers(0, 12), min_size=4, max_size=4),
