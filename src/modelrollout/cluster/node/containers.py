@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import modelrollout
 from modelrollout.cluster.node.expand import (
     JSON,
     ConfigError,
@@ -61,8 +62,6 @@ def launch_spec(
 
 def runtime_paths(venv: Path) -> list[str]:
     """Host directories a project program needs, kept visible whatever the pod mounts."""
-    import modelrollout
-
     package_root = Path(modelrollout.__file__).resolve().parent.parent
     paths = {str(venv), sys.prefix, sys.base_prefix, sys.exec_prefix, str(package_root)}
     return sorted(paths)

@@ -140,3 +140,9 @@ def test_realistic_spec_is_never_truncated() -> None:
     )
     full = _full("regression", 0, 100, True, False, regression_spec, 2)
     assert "truncated" not in json.loads(result.compact(full, regression_spec))
+
+
+def test_every_reported_metric_has_a_gate_direction() -> None:
+    """The runner's report lists and the gate's direction sets name the same metrics."""
+    reported = {*CLASSIFICATION_METRICS, *REGRESSION_METRICS, *SERVING_METRICS}
+    assert reported == set(gates.KNOWN_METRICS)
