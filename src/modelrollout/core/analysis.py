@@ -283,3 +283,45 @@ def jensen_shannon_distance(
             qi * math.log2(qi / m) if qi > 0 else 0.0
         )
     return math.sqrt(max(div / 2, 0.0))
+
+
+def combined(a: Window, b: Window) -> Window:
+    """Two windows of one version as one (counts, latency buckets and predictions summed)."""
+    latency: defaultdict[float, float] = defaultdict(float)
+    for le, count in (*a.latency, *b.latency):
+        latency[le] += count
+    predictions: defaultdict[str, float] = defaultdict(float)
+    for key, count in (*a.predictions.items(), *b.predictions.items()):
+        predictions[key] += count
+    return Window(
+        a.requests + b.requests,
+        a.errors + b.errors,
+        tuple(sorted(latency.items())),
+        dict(predictions),
+        max(a.pods, b.pods),
+        a.restarted_pods + b.restarted_pods,
+    )
+
+
+def window_to_status(win: Window) -> dict[str, object]:
+    """A window as compact JSON-able status (latency bounds as strings: ``+Inf`` is no JSON)."""
+    return {
+        "requests": win.requests,
+        "errors": win.errors,
+        "latency": {repr(le) if math.isfinite(le) else "+Inf": n for le, n in win.latency},
+        "predictions": dict(win.predictions),
+    }
+
+
+def window_from_status(raw: Mapping[str, object]) -> Window:
+    """The inverse of ``window_to_status`` (what the core reads back from status)."""
+    latency = raw.get("latency") or {}
+    predictions = raw.get("predictions") or {}
+    assert isinstance(latency, Mapping)
+    assert isinstance(predictions, Mapping)
+    return Window(
+        requests=int(str(raw.get("requests") or 0)),
+        errors=int(str(raw.get("errors") or 0)),
+        latency=tuple(sorted((_float(str(le)), float(n)) for le, n in latency.items())),
+        predictions={str(k): float(v) for k, v in predictions.items()},
+    )

@@ -146,15 +146,21 @@ class IntervalResult:
     breach: Breach | None = None
 
 
-def interval_values(stable: analysis.Window, canary: analysis.Window) -> dict[str, float | None]:
-    """The gated metrics of one interval, canary's and stable's side by side."""
-    values: dict[str, float | None] = {
-        "requests": float(canary.requests),
-        "stable.requests": float(stable.requests),
-    }
-    for name, win in (("", canary), ("stable.", stable)):
-        values[f"{name}errorRate"] = win.error_rate
-        values[f"{name}latencyP99Seconds"] = win.latency_quantile(0.99)
+def interval_values(
+    stable: analysis.Window | None, canary: analysis.Window
+) -> dict[str, float | None]:
+    """The gated metrics of one interval, canary's and stable's side by side.
+
+    ``stable=None`` (a bake without a recorded baseline): only the canary's own numbers.
+    """
+    values: dict[str, float | None] = {"requests": float(canary.requests)}
+    values["errorRate"] = canary.error_rate
+    values["latencyP99Seconds"] = canary.latency_quantile(0.99)
+    if stable is None:
+        return values
+    values["stable.requests"] = float(stable.requests)
+    values["stable.errorRate"] = stable.error_rate
+    values["stable.latencyP99Seconds"] = stable.latency_quantile(0.99)
     values["psi"] = analysis.population_stability_index(stable.predictions, canary.predictions)
     values["jsDistance"] = analysis.jensen_shannon_distance(stable.predictions, canary.predictions)
     return values
@@ -166,12 +172,16 @@ def judge_interval(
     *,
     start: datetime,
     end: datetime,
-    stable: analysis.Window,
+    stable: analysis.Window | None,
     canary: analysis.Window,
 ) -> IntervalResult:
-    """Pass, fail (first breached limit) or inconclusive (too few requests) for one interval."""
+    """Pass, fail (first breached limit) or inconclusive (too few requests) for one interval.
+
+    Without a ``stable`` side (see ``interval_values``) only absolute limits apply.
+    """
     values = interval_values(stable, canary)
-    if min(canary.requests, stable.requests) < spec.min_requests:
+    least = canary.requests if stable is None else min(canary.requests, stable.requests)
+    if least < spec.min_requests:
         return IntervalResult(step, start, end, Verdict.INCONCLUSIVE, values)
     for th in spec.thresholds:
         breach = _breach(th, values.get(th.metric), values.get(f"stable.{th.metric}"))
@@ -278,7 +288,8 @@ def _waiting_message(spec: CanarySpec, step: int, last: IntervalResult | None) -
         return f"step {step + 1}: waiting for an analysis interval"
     if last.verdict is Verdict.FAILED:
         return f"step {step + 1}: last interval failed ({_breach_message(last)}), waiting"
-    got = min(last.values.get("requests") or 0.0, last.values.get("stable.requests") or 0.0)
+    mine = last.values.get("requests") or 0.0
+    got = min(mine, last.values.get("stable.requests", mine) or 0.0)
     return f"step {step + 1}: inconclusive ({got:.0f} < minRequests {spec.min_requests}), waiting"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from modelrollout.core import analysis
 from modelrollout.core import canary as c
 from modelrollout.core import spec as s
 from modelrollout.core.spec import Phase
@@ -101,7 +102,8 @@ def _judge_and_move(
         )
         history.append(result)
         note = f" ({w.note})" if w.note else ""
-    current["history"] = [_no_nulls(c.result_to_status(r)) for r in c.trimmed(history)]
+        current["stableTotals"] = _stable_totals(current.get("stableTotals"), w.stable)
+    current["history"] = [no_nulls(c.result_to_status(r)) for r in c.trimmed(history)]
     action = c.next_action(spec, index, started, history, obs.now)
     if action.kind in (c.Kind.HOLD, c.Kind.INCONCLUSIVE_WAIT):
         reason = "CanaryStep" if action.kind is c.Kind.HOLD else "CanaryWaiting"
@@ -138,9 +140,15 @@ def _judge_and_move(
     return _rollback(obs, current, action)
 
 
-def _rollback(obs: Observed, current: dict[str, Any], action: c.NextAction) -> Decision:
-    """Traffic back to 100% stable first, then the canary scaled to zero."""
-    report: dict[str, Any] = {"message": action.message, "at": _iso(obs.now)}
+def _stable_totals(raw: Any, stable: analysis.Window) -> dict[str, Any]:
+    """The stable side of every judged interval summed: the baseline a bake compares with."""
+    total = analysis.window_from_status(raw) if isinstance(raw, dict) else analysis.Window()
+    return analysis.window_to_status(analysis.combined(total, stable))
+
+
+def rollback_report(action: c.NextAction, now: datetime, message: str = "") -> dict[str, Any]:
+    """What a rollback records: the failed gate with its numbers and interval."""
+    report: dict[str, Any] = {"message": message or action.message, "at": _iso(now)}
     failed = action.failed
     if failed is not None:
         report["intervalStart"] = failed.start.isoformat()
@@ -148,6 +156,12 @@ def _rollback(obs: Observed, current: dict[str, Any], action: c.NextAction) -> D
         if failed.breach is not None:
             b = c.result_to_status(failed)["breach"]
             report.update({k: b[k] for k in ("metric", "value", "threshold", "kind", "stable")})
+    return report
+
+
+def _rollback(obs: Observed, current: dict[str, Any], action: c.NextAction) -> Decision:
+    """Traffic back to 100% stable first, then the canary scaled to zero."""
+    report = rollback_report(action, obs.now)
     current.update({"weight": 0, "achievedWeight": 0, "canaryReplicas": 0, "rollback": report})
     stable = obs.model.stable_version if obs.model else None
     msg = f"canary rolled back to version {stable}: {action.message}"
@@ -180,11 +194,9 @@ def leaving(obs: Observed, decision: Decision) -> Decision:
     )
 
 
-def _no_nulls(entry: dict[str, Any]) -> dict[str, Any]:
+def no_nulls(entry: dict[str, Any]) -> dict[str, Any]:
     """The API server drops nulls in preserved fields: leave them out (absent = not measured)."""
-    return {
-        k: _no_nulls(v) if isinstance(v, dict) else v for k, v in entry.items() if v is not None
-    }
+    return {k: no_nulls(v) if isinstance(v, dict) else v for k, v in entry.items() if v is not None}
 
 
 def _parse(raw: str) -> datetime:

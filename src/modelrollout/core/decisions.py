@@ -10,9 +10,9 @@ phase and status; see docs/resources.md for the graph.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from modelrollout.core import canary_stage
+from modelrollout.core import bake, canary_stage
 from modelrollout.core import spec as s
 from modelrollout.core.controls import control, paused
 from modelrollout.core.spec import IN_FLIGHT, REJECTED, Phase
@@ -216,10 +216,16 @@ def _judged(obs: Observed) -> Decision:
     verdict = judge(obs.job.message, evaluation.gates)
     if verdict.error:
         return Decision(Phase.FAILED, "BadEvaluationResult", verdict.error, (Action.DELETE_SERVER,))
+    completed = (obs.status.get("evaluation") or {}).get("completedAt") or _iso(obs.now)
     status = {
-        "evaluation": {**verdict.status, "completedAt": _iso(obs.now)},
+        "evaluation": {**verdict.status, "completedAt": completed},
         "headline": verdict.headline,
     }
+    if verdict.passed and (why := bake.blocking(obs, canary_stage.wanted(obs))):
+        msg = f"{verdict.summary}; waiting: {why}"
+        return Decision(
+            Phase.EVALUATING, "WaitingForStable", msg, (Action.ENSURE_SERVER,), status, requeue=1.0
+        )
     if verdict.passed and canary_stage.wanted(obs):
         return canary_stage.start(obs, status, verdict.summary)
     if verdict.passed:
@@ -269,13 +275,16 @@ def _promoting(obs: Observed, timing: Timing) -> Decision:
         )
         + (" [manual promotion]" if manual else "")
     )
+    baking = bake.begin(obs)
+    if baking is not None:
+        msg += f"; baking for {baking['seconds']}s against version {previous}"
     return Decision(
         Phase.STABLE,
         "Promoted",
         msg,
         (Action.ENSURE_SERVER, Action.SWITCH_STABLE),
-        {"promotedAt": _iso(obs.now)},
-        requeue=timing.idle,
+        {"promotedAt": _iso(obs.now), "bake": baking},
+        requeue=timing.poll if baking else timing.idle,
     )
 
 
@@ -283,14 +292,10 @@ def _stable(obs: Observed, timing: Timing) -> Decision:
     """Serve; once another version is stable, wait out the keep-previous delay, then scale down."""
     model = obs.model
     mine = obs.version.version
+    if model is not None and model.stable_version == mine and bake.in_progress(obs.status):
+        return bake.step(obs, timing)
     if model is None or model.stable_version == mine:
-        return Decision(
-            Phase.STABLE,
-            "Serving",
-            f"version {mine} serves",
-            (Action.ENSURE_SERVER,) if model else (),
-            requeue=timing.idle,
-        )
+        return _serving(obs, timing)
     if model.stable_version is None:
         stable_siblings = [x.version for x in obs.siblings if x.phase == Phase.STABLE]
         ready = obs.server.exists and obs.server.ready_replicas >= max(1, obs.server.replicas)
@@ -305,16 +310,24 @@ def _stable(obs: Observed, timing: Timing) -> Decision:
     new = model.stable_version
     if new is None:
         return Decision(Phase.STABLE, "Serving", f"version {mine} serves", requeue=timing.idle)
-    since = obs.now - (model.promoted_at or obs.now)
-    keep = timedelta(seconds=model.spec.keep_previous_seconds)
-    if since < keep:
-        left = (keep - since).total_seconds()
-        msg = f"version {new} serves; keeping version {mine} warm for {left:.0f}s more"
-        return Decision(Phase.STABLE, "KeepingWarm", msg, requeue=min(timing.idle, left + 0.5))
+    why = bake.keeps_previous_warm(obs)
+    if why is not None:
+        msg = f"version {new} serves; keeping version {mine} warm {why}"
+        return Decision(Phase.STABLE, "KeepingWarm", msg, requeue=timing.poll)
     msg = f"version {new} of model {obs.version.model} replaces version {mine}"
     return Decision(
         Phase.SUPERSEDED, "Superseded", msg, (Action.SCALE_SERVER_DOWN,), {"supersededBy": new}
     )
+
+
+def _serving(obs: Observed, timing: Timing) -> Decision:
+    """The stable version serves; a finished bake's verdict stays in reason and message."""
+    mine = obs.version.version
+    reason, msg = "Serving", f"version {mine} serves"
+    if obs.status.get("reason") in ("Baked", "BakeFailedNoPrevious"):
+        reason, msg = str(obs.status["reason"]), str(obs.status.get("message") or msg)
+    actions = (Action.ENSURE_SERVER,) if obs.model else ()
+    return Decision(Phase.STABLE, reason, msg, actions, requeue=timing.idle)
 
 
 def _settled(obs: Observed, timing: Timing) -> Decision:

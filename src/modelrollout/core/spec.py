@@ -103,6 +103,9 @@ class ModelSpec:
     keep_previous_seconds: int = 30
     canary: Mapping[str, Any] = field(default_factory=dict)
     """``spec.canary`` as written (merged with a version's override by ``merged_canary``)."""
+    bake_seconds: int = 0
+    """``spec.promotion.bakeSeconds``: how long a new stable version is watched after the
+    switch (canary analysis against the previous version's baseline); 0 = no bake."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ class VersionSpec:
     evaluation: Mapping[str, Any] = field(default_factory=dict)
     canary: Mapping[str, Any] = field(default_factory=dict)
     """The version's ``spec.canary`` override as written."""
+    bake_seconds: int | None = None
+    """The version's ``spec.promotion.bakeSeconds`` override (None: the Model's)."""
 
 
 def model_from_body(body: Mapping[str, Any]) -> ModelSpec:
@@ -138,6 +143,7 @@ def model_from_body(body: Mapping[str, Any]) -> ModelSpec:
         evaluation=spec.get("evaluation") or {},
         keep_previous_seconds=int((spec.get("promotion") or {}).get("keepPreviousSeconds", 30)),
         canary=spec.get("canary") or {},
+        bake_seconds=int((spec.get("promotion") or {}).get("bakeSeconds", 0)),
     )
 
 
@@ -160,7 +166,12 @@ def version_from_body(body: Mapping[str, Any]) -> VersionSpec:
         ),
         evaluation=spec.get("evaluation") or {},
         canary=spec.get("canary") or {},
+        bake_seconds=_optional_int((spec.get("promotion") or {}).get("bakeSeconds")),
     )
+
+
+def _optional_int(raw: Any) -> int | None:
+    return None if raw is None else int(raw)
 
 
 def merged_canary_raw(model: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,9 @@ class Action(StrEnum):
     and let the stable Service select both versions' pods."""
     RESTORE_STABLE_ROUTE = "RestoreStableRoute"
     """Point the stable Service back at the stable version only (first step of a rollback)."""
+    RESTORE_PREVIOUS_STABLE = "RestorePreviousStable"
+    """A bake failed: point the stable Service at ``status.bake.previousVersion`` (kept warm)
+    and record it as the Model's stable version again (only while this version is stable)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class Sibling:
     revivable: bool = False
     """Superseded while in flight, never served: it becomes the candidate again if every
     version above it fails, so it still outranks the versions below it."""
+    baking: bool = False
+    """Stable and in its bake window (``status.bake`` without a result): newer candidates
+    wait, the previous stable version stays warm."""
 
 
 @dataclass(frozen=True)
@@ -82,10 +88,12 @@ class JobState:
 
 @dataclass(frozen=True)
 class CanaryWindow:
-    """One finished analysis interval of the canary stage: both versions' traffic in it."""
+    """One finished analysis interval of the canary stage: both versions' traffic in it.
+
+    In a bake only ``canary`` (the new stable version) is scraped; ``stable`` is empty."""
 
     step: int
-    """The canary step the interval belongs to (it started after the step did)."""
+    """The canary step the interval belongs to (it started after the step did); 0 in a bake."""
     start: datetime
     end: datetime
     stable: Window
@@ -107,7 +115,8 @@ class Observed:
     server: ServerState = ServerState()
     job: JobState = JobState()
     window: CanaryWindow | None = None
-    """Set in the Canary phase when an analysis interval just ended (scraped by the operator)."""
+    """Set in the Canary phase or a bake when an analysis interval just ended (scraped by the
+    operator)."""
 
     @property
     def phase(self) -> Phase:

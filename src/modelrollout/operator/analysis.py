@@ -1,5 +1,7 @@
 """Canary analysis I/O: scrape both versions' model-server pods, hand finished intervals over.
 
+In a bake only the new stable version's pods are scraped (its baseline is in status).
+
 Pods are listed by label selector (EndpointSlices stay empty on the local
 cluster: pod IPs in 127/8 are refused there) and each Running, Ready pod's
 ``/metrics`` is fetched over HTTP. The previous scrape of every pod is kept in
@@ -50,18 +52,19 @@ class _Baseline:
 
 @dataclass(frozen=True)
 class Target:
-    """What to scrape for one version in the Canary phase."""
+    """What to scrape for one version in the Canary phase or its bake."""
 
     namespace: str
     model: str
-    stable_version: int
+    stable_version: int | None
+    """None in a bake: only the new stable version (``canary_version``) is scraped."""
     canary_version: int
     step: int
     interval_seconds: float
 
 
 class CanaryAnalyst:
-    """Per canary version (by uid): the running interval's start scrapes."""
+    """Per canary (or baking) version (by uid): the running interval's start scrapes."""
 
     def __init__(self, settings: AnalystSettings = AnalystSettings()) -> None:
         self.settings = settings
@@ -69,7 +72,7 @@ class CanaryAnalyst:
         self._lock = threading.Lock()
 
     def forget(self, uid: str) -> None:
-        """The version left the Canary phase: drop its scrapes."""
+        """The version left the Canary phase or its bake: drop its scrapes."""
         with self._lock:
             self._baselines.pop(uid, None)
 
@@ -82,7 +85,11 @@ class CanaryAnalyst:
         running = base is not None and base.step == target.step
         if running and base and (now - base.at).total_seconds() < target.interval_seconds:
             return None
-        stable_pods = self._ready_pods(kube, target, target.stable_version)
+        stable_pods = (
+            []
+            if target.stable_version is None
+            else self._ready_pods(kube, target, target.stable_version)
+        )
         canary_pods = self._ready_pods(kube, target, target.canary_version)
         scrapes, failed = self._scrape_all([*stable_pods, *canary_pods])
         with self._lock:

@@ -68,7 +68,10 @@ def events(seen: Mapping[str, Any] | None, status: Mapping[str, Any]) -> list[Ev
         return []
     out = []
     stable, previous = status.get("stableVersion"), seen.get("stableVersion")
-    if stable is not None and stable != previous:
+    if stable is not None and previous is not None and stable < previous:
+        msg = f"version {stable} serves again (version {previous} was rolled back)"
+        out.append(Event("Warning", "RolledBack", msg))
+    elif stable is not None and stable != previous:
         replaced = f" (replaces version {previous})" if previous is not None else ""
         out.append(Event("Normal", "Promoted", f"version {stable} serves{replaced}"))
     phase = status.get("phase")

@@ -103,7 +103,13 @@ def sibling(body: Mapping[str, Any]) -> Sibling:
         phase=str((body.get("status") or {}).get("phase") or ""),
         weight=_weight(body.get("status") or {}),
         revivable=_revivable(body.get("status") or {}),
+        baking=_baking(body.get("status") or {}),
     )
+
+
+def _baking(status: Mapping[str, Any]) -> bool:
+    bake = status.get("bake") or {}
+    return status.get("phase") == "Stable" and bool(bake) and not bake.get("result")
 
 
 def _revivable(status: Mapping[str, Any]) -> bool:

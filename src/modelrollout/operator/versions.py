@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from modelrollout.core import builders, decisions, spec
-from modelrollout.core.canary import CanarySpecError
+from modelrollout.core import bake, builders, decisions, spec
+from modelrollout.core.canary import CanarySpec, CanarySpecError
 from modelrollout.core.conditions import Stamp, version_conditions
 from modelrollout.core.spec import Phase
 from modelrollout.core.state import Action, CanaryWindow, Decision, Observed, Sibling
@@ -55,25 +55,29 @@ def load(kube: Kube, settings: OperatorSettings, body: Mapping[str, Any]) -> Con
 
 
 def _window(ctx: Context, analyst: CanaryAnalyst | None, now: datetime) -> CanaryWindow | None:
-    """In the Canary phase: the analysis interval that just ended (scraped here), if any."""
+    """In the Canary phase or a bake: the analysis interval that just ended (scraped here)."""
     status = ctx.body.get("status") or {}
     if analyst is None:
         return None
-    if status.get("phase") != Phase.CANARY or ctx.model is None or ctx.model_body is None:
+    canary = status.get("phase") == Phase.CANARY
+    baking = status.get("phase") == Phase.STABLE and bake.in_progress(status)
+    if not (canary or baking) or ctx.model is None or ctx.model_body is None:
         analyst.forget(ctx.version.uid)
         return None
     stable = (ctx.model_body.get("status") or {}).get("stableVersion")
-    step = (status.get("canary") or {}).get("step")
+    step = (status.get("canary") or {}).get("step") if canary else 0
     if stable is None or step is None:
         return None
     try:
         policy = spec.merged_canary(ctx.model.canary, ctx.version.canary)
     except CanarySpecError:
-        return None
+        policy = CanarySpec()
+        if canary:
+            return None
     target = Target(
         ctx.ns,
         ctx.version.model,
-        int(stable),
+        int(stable) if canary else None,
         ctx.version.version,
         int(step),
         policy.interval_seconds,
@@ -243,6 +247,30 @@ def _restore_stable_route(ctx: Context, _decision: Decision) -> None:
         _set_stable_selector(ctx, selector)
 
 
+def _restore_previous_stable(ctx: Context, decision: Decision) -> None:
+    """A bake failed: the previous version serves again (Service first, then Model status).
+
+    Only while this version is the Model's stable one: a rollback never overrides a
+    promotion that happened meanwhile.
+    """
+    assert ctx.model_body is not None
+    bake_status = decision.status.get("bake") or (ctx.body.get("status") or {}).get("bake") or {}
+    previous = int(bake_status["previousVersion"])
+    model_status = ctx.model_body.get("status") or {}
+    if model_status.get("stableVersion") not in (ctx.version.version, previous):
+        return
+    _set_stable_selector(ctx, builders.labels(ctx.version.model, builders.ROLE_SERVER, previous))
+    if model_status.get("stableVersion") == previous:
+        return
+    patch: dict[str, Any] = {
+        "stableVersion": previous,
+        "stableName": bake_status.get("previousName") or model_status.get("stableName"),
+        "previousVersion": ctx.version.version,
+        "promotedAt": (bake_status.get("rollback") or {}).get("at") or _iso(datetime.now(UTC)),
+    }
+    ctx.kube.patch_status(ctx.ns, spec.MODELS, ctx.version.model, patch)
+
+
 ACTIONS = {
     Action.ENSURE_SERVER: _ensure_server,
     Action.SCALE_SERVER_DOWN: _scale_down,
@@ -252,6 +280,7 @@ ACTIONS = {
     Action.SWITCH_STABLE: _switch_stable,
     Action.SET_WEIGHT: _set_weight,
     Action.RESTORE_STABLE_ROUTE: _restore_stable_route,
+    Action.RESTORE_PREVIOUS_STABLE: _restore_previous_stable,
 }
 
 

@@ -15,9 +15,12 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from modelrollout.core import bake
 from modelrollout.core import decisions as d
 from modelrollout.core import spec as s
+from modelrollout.core.analysis import Window
 from modelrollout.core.spec import IN_FLIGHT, REJECTED, Phase
+from modelrollout.core.state import CanaryWindow
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 MODEL = s.ModelSpec(
@@ -48,6 +51,9 @@ class World:
     status: dict[int, dict[str, Any]] = field(default_factory=dict)
     children: dict[int, Child] = field(default_factory=dict)
     annotations: dict[int, dict[str, str]] = field(default_factory=dict)
+    model: s.ModelSpec = MODEL
+    errors: dict[int, int] = field(default_factory=dict)
+    """Errors per 100 live requests of each version (what a bake's intervals measure)."""
 
     def add(self, n: int) -> None:
         self.status[n] = {}
@@ -60,12 +66,13 @@ class World:
                 m,
                 st_.get("phase", ""),
                 revivable=st_.get("phase") == "Superseded" and not st_.get("promotedAt"),
+                baking=st_.get("phase") == "Stable" and bake.in_progress(st_),
             )
             for m, st_ in self.status.items()
         )
         art = s.Artifact(uri=f"file:///m/{n}.skops", sha256="b" * 64)
         spec = s.VersionSpec(f"iris-v{n}", "ns", f"u{n}", "iris", n, art)
-        model = d.ModelState(MODEL, self.stable, self.promoted_at)
+        model = d.ModelState(self.model, self.stable, self.promoted_at)
         child = self.children[n]
         return d.Observed(
             spec,
@@ -76,12 +83,20 @@ class World:
             siblings,
             child.server,
             child.job,
+            self.window(n),
         )
+
+    def window(self, n: int) -> CanaryWindow | None:
+        """A baking stable version's last tick of live traffic (the analyst's interval)."""
+        if n != self.stable or not (self.status[n].get("bake") or {}).get("startedAt"):
+            return None
+        live = Window(requests=100, errors=self.errors.get(n, 0))
+        return CanaryWindow(0, self.now - timedelta(seconds=5), self.now, Window(), live)
 
     def step(self, n: int) -> d.Decision:
         decision = d.decide(self.observe(n))
         for action in decision.actions:
-            self.apply(n, action, decision.phase)
+            self.apply(n, action, decision)
         new = {**self.status[n], **decision.status}
         if new.get("phase") != decision.phase.value:
             new["phaseSince"] = self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -89,10 +104,11 @@ class World:
         self.status[n] = {k: v for k, v in new.items() if v is not None}
         return decision
 
-    def apply(self, n: int, action: d.Action, phase: Phase) -> None:
+    def apply(self, n: int, action: d.Action, decision: d.Decision) -> None:
         child = self.children[n]
         if action == d.Action.ENSURE_SERVER:
-            want = MODEL.replicas if phase in (Phase.PROMOTING, Phase.STABLE) else 1
+            full = decision.phase in (Phase.PROMOTING, Phase.STABLE)
+            want = self.model.replicas if full else 1
             child.server = d.ServerState(True, want, child.server.ready_replicas)
         elif action == d.Action.SCALE_SERVER_DOWN:
             child.server = d.ServerState(True, 0, 0)
@@ -104,6 +120,9 @@ class World:
             child.job = d.JobState()
         elif action == d.Action.SWITCH_STABLE:
             self.stable, self.promoted_at = n, self.now
+        elif action == d.Action.RESTORE_PREVIOUS_STABLE and self.stable == n:
+            self.stable = int(decision.status["bake"]["previousVersion"])
+            self.promoted_at = self.now
 
     def tick(self) -> None:
         """Kubernetes catches up: pods become ready, Jobs complete."""
@@ -277,3 +296,80 @@ def test_random_arrivals_keep_serving_invariants(
     passing = [n for n, acc in world.accuracy.items() if acc >= 0.8]
     if passing:
         assert world.stable is not None
+
+
+BAKING = replace(
+    MODEL,
+    bake_seconds=30,
+    keep_previous_seconds=10,
+    canary={"analysis": {"intervalSeconds": 5, "thresholds": {"errorRate": {"max": 0.05}}}},
+)
+
+
+def test_regression_in_the_bake_serves_the_previous_version_again() -> None:
+    world = World(accuracy={1: 0.9, 2: 0.95}, model=BAKING, errors={2: 20})
+    world.add(1)
+    world.run()
+    world.add(2)
+    world.run()
+    assert (world.phase(1), world.phase(2), world.stable) == ("Stable", "RolledBack", 1)
+    assert world.status[2]["reason"] == "BakeFailed"
+    assert world.status[2]["bake"]["rollback"]["metric"] == "errorRate"
+    assert world.children[1].server.replicas == BAKING.replicas
+    assert not world.children[2].server.exists
+
+
+def test_good_bake_passes_then_the_previous_version_goes_and_a_waiting_candidate_follows() -> None:
+    world = World(accuracy={1: 0.9, 2: 0.95, 3: 0.97}, model=BAKING)
+    world.add(1)
+    world.run()
+    world.add(2)
+    for _ in range(8):  # v2 promoted and baking
+        world.run(1)
+        if world.status[2].get("reason") == "Baking":
+            break
+    assert world.phase(1) == "Stable"  # kept warm during the bake
+    world.add(3)
+    world.run(3)
+    assert world.status[3]["reason"] == "WaitingForStable"
+    world.run()
+    assert world.status[2]["bake"]["result"] == "Passed"
+    assert (world.phase(1), world.phase(2), world.phase(3), world.stable) == (
+        "Superseded",
+        "Superseded",
+        "Stable",
+        3,
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    errors=st.lists(st.sampled_from([0, 1, 20]), min_size=3, max_size=3),
+    arrivals=st.lists(st.integers(0, 12), min_size=3, max_size=3),
+)
+def test_random_arrivals_with_a_bake_keep_serving_invariants(
+    errors: list[int], arrivals: list[int]
+) -> None:
+    """With bakes and regressions: traffic always points at a warm Stable version, at most one
+    version bakes, and a version rolled back by its bake handed traffic back to a lower one."""
+    world = World(
+        accuracy=dict.fromkeys(range(1, 4), 0.9),
+        model=BAKING,
+        errors={n + 1: e for n, e in enumerate(errors)},
+    )
+    for tick in range(80):
+        for n in range(1, 4):
+            if arrivals[n - 1] == tick:
+                world.add(n)
+        for n in sorted(world.status):
+            world.step(n)
+        if world.stable is not None:
+            assert world.phase(world.stable) == "Stable"
+            assert world.children[world.stable].server.replicas == BAKING.replicas
+        baking = [n for n, st_ in world.status.items() if st_.get("reason") == "Baking"]
+        assert len(baking) <= 1
+        world.tick()
+    for n, st_ in world.status.items():
+        if st_.get("reason") == "BakeFailed":
+            assert world.stable is not None
+            assert world.stable < n

@@ -107,3 +107,15 @@ def test_model_state_parses_promotion_time() -> None:
     assert state.stable_version == 3
     assert state.promoted_at is not None
     assert state.promoted_at.second == 10
+
+
+def test_sibling_is_baking_only_while_its_stable_bake_has_no_result() -> None:
+    def sib(status: dict[str, Any]) -> bool:
+        body = {"metadata": {"name": "iris-v2"}, "spec": {"version": 2}, "status": status}
+        return observe.sibling(body).baking
+
+    running = {"startedAt": "2026-01-01T00:00:00Z", "result": None}
+    assert sib({"phase": "Stable", "bake": running})
+    assert not sib({"phase": "Stable", "bake": {**running, "result": "Passed"}})
+    assert not sib({"phase": "RolledBack", "bake": running})
+    assert not sib({"phase": "Stable"})

@@ -76,3 +76,13 @@ def test_model_events_on_promotion_and_degradation_only_after_first_sight() -> N
     assert [(e.type, e.reason) for e in degraded] == [("Warning", "Degraded")]
     same = {"stableVersion": 2, "phase": "Ready"}
     assert models.events(same, same) == []
+
+
+def test_model_event_when_a_bake_rollback_serves_the_previous_version_again() -> None:
+    from modelrollout.operator import models
+
+    back = models.events(
+        {"stableVersion": 2, "phase": "Ready"}, {"stableVersion": 1, "phase": "Ready"}
+    )
+    assert [(e.type, e.reason) for e in back] == [("Warning", "RolledBack")]
+    assert back[0].message == "version 1 serves again (version 2 was rolled back)"
