@@ -164,3 +164,39 @@ def test_regression_during_the_bake_rolls_back_to_the_previous_version(
             }
         )
     )
+
+
+def test_without_a_canary_the_bake_compares_with_the_previous_versions_lifetime_traffic(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str, artifacts: dict[Any, Artifact]
+) -> None:
+    """No canary steps and a relative threshold only: the failure can only come from the
+    baseline, v1's own counters scraped when v2 was promoted."""
+    start_with_v1(kubectl, namespace, artifacts)
+    load = Load(service_address(kubectl, namespace)).start()
+    relative = {**CANARY["analysis"], "thresholds": {"errorRate": {"maxIncrease": 0.01}}}
+    try:
+        wait_for("v1 answered some traffic", lambda: len(load.sent) >= 40, timeout=60)
+        canary = {"steps": [], "analysis": relative}
+        v2 = version_obj(2, artifacts["log"], canary=canary, promotion={"bakeSeconds": 40})
+        apply_obj(kubectl, namespace, v2)
+
+        def baking() -> bool:
+            status = version_status(kubectl, namespace, 2)
+            assert status.get("phase") not in ("RolledBack", "Failed", "EvaluationFailed"), status
+            return status.get("reason") == "Baking"
+
+        wait_for("v2 promoted and baking", baking, timeout=SLOW, interval=0.2)
+        load.glitch_every = 5
+        mv = wait_phase(kubectl, namespace, "iris-v2", {"RolledBack"}, 60)
+        wait_for("Service back on v1", lambda: selected_version(kubectl, namespace) == "1")
+    finally:
+        load.stop()
+    bake = mv["status"]["bake"]
+    assert "canary" not in mv["status"] or "stableTotals" not in mv["status"]["canary"]
+    assert bake["baseline"]["source"] == "lifetime"
+    assert bake["baseline"]["requests"] >= 40
+    assert bake["baseline"]["errors"] == 0
+    report = bake["rollback"]
+    assert (report["metric"], report["kind"], report["stable"]) == ("errorRate", "maxIncrease", 0.0)
+    assert report["value"] > 0.01
+    assert model_status(kubectl, namespace)["stableVersion"] == 1

@@ -5,9 +5,10 @@ its phase is ``Stable`` (reason ``Baking``), the previous stable version stays
 warm, and every finished analysis interval of the new version's own traffic is
 judged by the canary policy (``canary.judge_interval``) against the previous
 version's *baseline*: the stable side of every interval of this version's
-canary, summed (``status.canary.stableTotals``). Without a baseline (no canary
-ran, or it saw too little stable traffic) only absolute limits apply, and
-``status.bake.baselineNote`` says so. The moves are the canary's
+canary, summed (``status.canary.stableTotals``), or without a canary its pods'
+lifetime counters scraped by the operator at promotion (``Observed.previous_traffic``).
+Without a baseline (neither, or too little traffic) only absolute limits apply,
+and ``status.bake.baselineNote`` says so. The moves are the canary's
 ``next_action`` over one step as long as the bake: a failure limit reached →
 the previous version serves again and this one is ``RolledBack``
 (``BakeFailed``); the bake elapsed with a passing latest interval → ``Baked``.
@@ -26,6 +27,10 @@ from modelrollout.core.state import Action, Decision, Event, Observed, Timing
 
 PASSED = "Passed"
 FAILED = "Failed"
+CANARY = "canary"
+"""Baseline source: the stable side of this version's canary intervals, summed."""
+LIFETIME = "lifetime"
+"""Baseline source: the previous version's pods' counters since they started (no canary)."""
 
 
 def seconds(obs: Observed) -> int:
@@ -74,19 +79,27 @@ def begin(obs: Observed) -> dict[str, Any] | None:
 
 
 def _baseline(obs: Observed) -> tuple[dict[str, Any] | None, str | None]:
-    """The previous version's numbers recorded during this version's canary, if enough."""
+    """The previous version's numbers: summed over this version's canary (same traffic mix,
+    same time) or, without a canary, its pods' lifetime counters scraped at promotion."""
     raw = (obs.status.get("canary") or {}).get("stableTotals")
-    if not raw:
-        return None, "no baseline recorded (no canary ran): absolute thresholds only"
-    recorded = analysis.window_from_status(raw)
-    least = _policy(obs).min_requests
-    if recorded.requests < least:
+    if raw:
+        recorded, source = analysis.window_from_status(raw), CANARY
+    elif obs.previous_traffic is not None:
+        recorded, source = obs.previous_traffic, LIFETIME
+    else:
         msg = (
-            f"baseline has {recorded.requests} requests < minRequests {least}: "
+            "no baseline recorded (no canary, previous version not scraped): "
             "absolute thresholds only"
         )
         return None, msg
-    return analysis.window_to_status(recorded), None
+    least = _policy(obs).min_requests
+    if recorded.requests < least:
+        msg = (
+            f"baseline ({source}) has {recorded.requests} requests < minRequests {least}: "
+            "absolute thresholds only"
+        )
+        return None, msg
+    return {**analysis.window_to_status(recorded), "source": source}, None
 
 
 def in_progress(status: Any) -> bool:

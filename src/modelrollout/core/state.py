@@ -117,6 +117,9 @@ class Observed:
     window: CanaryWindow | None = None
     """Set in the Canary phase or a bake when an analysis interval just ended (scraped by the
     operator)."""
+    previous_traffic: Window | None = None
+    """Set in Promoting when a bake will follow and no canary ran: the stable version's
+    traffic since its pods started (their lifetime counters), the bake's baseline."""
 
     @property
     def phase(self) -> Phase:

@@ -101,6 +101,18 @@ class CanaryAnalyst:
         canary = self._window(base, canary_pods, scrapes, notes)
         return CanaryWindow(target.step, base.at, now, stable, canary, "; ".join(notes))
 
+    def lifetime(
+        self, kube: PodLister, namespace: str, model: str, version: int
+    ) -> analysis.Window | None:
+        """One version's traffic since its ready pods started (None: nothing scraped)."""
+        target = Target(namespace, model, None, version, 0, 0.0)
+        scrapes, failed = self._scrape_all(self._ready_pods(kube, target, version))
+        for name, err in failed:
+            log.info("lifetime scrape of %s failed: %s", name, err)
+        if not scrapes:
+            return None
+        return analysis.version_window((None, scrape) for scrape in scrapes.values())
+
     def _ready_pods(self, kube: PodLister, target: Target, version: int) -> list[dict[str, Any]]:
         selector = builders.labels(target.model, builders.ROLE_SERVER, version)
         return [p for p in kube.pods(target.namespace, selector) if _ready(p)]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from modelrollout.core import bake, builders, decisions, spec
+from modelrollout.core import analysis, bake, builders, decisions, spec
 from modelrollout.core.canary import CanarySpec, CanarySpecError
 from modelrollout.core.conditions import Stamp, version_conditions
 from modelrollout.core.spec import Phase
@@ -85,6 +85,22 @@ def _window(ctx: Context, analyst: CanaryAnalyst | None, now: datetime) -> Canar
     return analyst.observe(ctx.kube, ctx.version.uid, target, now)
 
 
+def _previous_traffic(ctx: Context, analyst: CanaryAnalyst | None) -> analysis.Window | None:
+    """In Promoting, when a bake follows and no canary recorded a baseline: the stable
+    version's lifetime traffic (its pods' counters), the bake's baseline."""
+    status = ctx.body.get("status") or {}
+    if analyst is None or ctx.model is None or status.get("phase") != Phase.PROMOTING:
+        return None
+    if (status.get("canary") or {}).get("stableTotals") or status.get("manualPromotion"):
+        return None
+    own = ctx.version.bake_seconds
+    length = ctx.model.bake_seconds if own is None else own
+    stable = ((ctx.model_body or {}).get("status") or {}).get("stableVersion")
+    if length <= 0 or stable is None or int(stable) == ctx.version.version:
+        return None
+    return analyst.lifetime(ctx.kube, ctx.ns, ctx.version.model, int(stable))
+
+
 def observed(
     ctx: Context,
     siblings: Iterable[Sibling],
@@ -120,6 +136,7 @@ def observed(
         server=observe.server_state(deployment, pods, ctx.settings.restart_limit),
         job=observe.job_state(job, job_pods),
         window=_window(ctx, analyst, now),
+        previous_traffic=_previous_traffic(ctx, analyst),
     )
 
 

@@ -134,7 +134,7 @@ def test_without_canary_numbers_only_absolute_thresholds_apply_and_status_says_s
     assert "absolute thresholds only" in bake["baselineNote"]
     thin = promote(status={"canary": {"stableTotals": baseline(requests=5)}}).status["bake"]
     assert thin["baseline"] is None
-    assert "5 requests < minRequests 20" in thin["baselineNote"]
+    assert "(canary) has 5 requests < minRequests 20" in thin["baselineNote"]
     # A slow interval passes (no baseline for the p99 ratio), errors still fail it.
     status = {"bake": bake}
     out = bake_step(20, status, window=interval(5, latency=SLOW))
@@ -142,6 +142,21 @@ def test_without_canary_numbers_only_absolute_thresholds_apply_and_status_says_s
     assert "stable.latencyP99Seconds" not in out.status["bake"]["history"][0]["values"]
     out = bake_step(20, status, window=interval(5, errors=10))
     assert (out.phase, out.reason) == (Phase.ROLLED_BACK, "BakeFailed")
+
+
+def test_without_a_canary_the_previous_versions_lifetime_traffic_is_the_baseline() -> None:
+    lifetime = Window(300, 3, FAST, {"0": 10.0})
+    bake = promote(status={}, previous_traffic=lifetime).status["bake"]
+    assert bake["baseline"]["source"] == "lifetime"
+    assert (bake["baseline"]["requests"], bake["baseline"]["errors"]) == (300, 3)
+    assert bake["baselineNote"] is None
+    # The canary's numbers win when both exist (same traffic mix, same time).
+    both = promote(previous_traffic=lifetime).status["bake"]
+    assert (both["baseline"]["source"], both["baseline"]["requests"]) == ("canary", 400)
+    # Relative limits now apply: a p99 twice the previous version's fails the interval.
+    out = bake_step(20, {"bake": bake}, window=interval(5, latency=SLOW))
+    assert (out.phase, out.reason) == (Phase.ROLLED_BACK, "BakeFailed")
+    assert out.status["bake"]["rollback"]["kind"] == "maxRatio"
 
 
 def test_bake_holds_while_intervals_pass_then_is_baked() -> None:

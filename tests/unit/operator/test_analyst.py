@@ -92,3 +92,15 @@ def test_bake_scrapes_only_the_new_stable_and_starts_over_after_a_restart(
     later = restarted.observe(pods, "u2", target, T0 + timedelta(seconds=11))
     assert later is not None
     assert (later.canary.requests, later.canary.errors) == (20, 0)
+
+
+def test_lifetime_is_the_versions_traffic_since_its_pods_started(
+    server: tuple[int, Metrics],
+) -> None:
+    port, metrics = server
+    metrics.ok, metrics.errors = 40, 2
+    analyst = CanaryAnalyst(AnalystSettings(port=port))
+    traffic = analyst.lifetime(Pods(), "ns", "iris", 2)
+    assert traffic is not None
+    assert (traffic.requests, traffic.errors, traffic.pods) == (42, 2, 1)
+    assert analyst.lifetime(Pods(), "ns", "iris", 1) is None  # no pods, no baseline
