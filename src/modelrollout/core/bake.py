@@ -23,7 +23,7 @@ from typing import Any
 from modelrollout.core import analysis, canary_stage
 from modelrollout.core import canary as c
 from modelrollout.core.spec import Phase
-from modelrollout.core.state import Action, Decision, Event, Observed, Timing
+from modelrollout.core.state import Action, Decision, Event, ModelState, Observed, Timing
 
 PASSED = "Passed"
 FAILED = "Failed"
@@ -205,10 +205,15 @@ def keeps_previous_warm(obs: Observed) -> str | None:
     if any(x.version == new and x.baking for x in obs.siblings):
         return f"until version {new}'s bake ends"
     since = (obs.now - (model.promoted_at or obs.now)).total_seconds()
-    keep = max(model.spec.keep_previous_seconds, model.spec.bake_seconds)
+    keep = keep_seconds(model)
     if since < keep:
         return f"for {keep - since:.0f}s more"
     return None
+
+
+def keep_seconds(model: ModelState) -> int:
+    """How long after a switch the previous version stays warm at least."""
+    return max(model.spec.keep_previous_seconds, model.spec.bake_seconds)
 
 
 def blocking(obs: Observed, canary: bool) -> str | None:

@@ -10,7 +10,7 @@ phase and status; see docs/resources.md for the graph.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from modelrollout.core import bake, canary_stage
 from modelrollout.core import spec as s
@@ -313,7 +313,14 @@ def _stable(obs: Observed, timing: Timing) -> Decision:
     why = bake.keeps_previous_warm(obs)
     if why is not None:
         msg = f"version {new} serves; keeping version {mine} warm {why}"
-        return Decision(Phase.STABLE, "KeepingWarm", msg, requeue=timing.poll)
+        until = (model.promoted_at or obs.now) + timedelta(seconds=bake.keep_seconds(model))
+        left = until - obs.now
+        return Decision(
+            Phase.STABLE,
+            "KeepingWarm",
+            msg,
+            requeue=min(timing.idle, max(left.total_seconds(), 0.0) + 0.5),
+        )
     msg = f"version {new} of model {obs.version.model} replaces version {mine}"
     return Decision(
         Phase.SUPERSEDED, "Superseded", msg, (Action.SCALE_SERVER_DOWN,), {"supersededBy": new}
