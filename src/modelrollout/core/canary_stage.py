@@ -97,7 +97,13 @@ def _judge_and_move(
     if obs.window is not None and obs.window.step == index and obs.window.start >= started:
         w = obs.window
         result = c.judge_interval(
-            spec, index, start=w.start, end=w.end, stable=w.stable, canary=w.canary
+            spec,
+            index,
+            start=w.start,
+            end=w.end,
+            stable=w.stable,
+            canary=w.canary,
+            prometheus=w.prometheus,
         )
         history.append(result)
         note = f" ({w.note})" if w.note else ""

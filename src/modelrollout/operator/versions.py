@@ -77,6 +77,7 @@ def _window(ctx: Context, analyst: CanaryAnalyst | None, now: datetime) -> Canar
         ctx.version.version,
         int(step),
         policy.interval_seconds,
+        policy.prometheus,
     )
     return analyst.observe(ctx.kube, ctx.version.uid, target, now)
 
