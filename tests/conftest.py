@@ -22,6 +22,7 @@ import pytest
 
 if TYPE_CHECKING:
     from modelrollout.cluster.controlplane import LocalCluster
+    from tests.prometheus_server import PrometheusServer
 
 TEST_CLUSTER_ENV = "MODELROLLOUT_TEST_CLUSTER"
 
@@ -110,3 +111,15 @@ def namespace(cluster: LocalCluster, kubectl: Kubectl) -> Iterator[str]:
     )
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[PrometheusServer]:
+    """A real Prometheus on 127.0.0.1 (see tests/prometheus_server.py), stopped afterwards."""
+    from tests.prometheus_server import PrometheusServer
+
+    server = PrometheusServer(tmp_path)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
