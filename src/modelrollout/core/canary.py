@@ -74,6 +74,11 @@ class CanarySpec:
     prometheus: prom.PrometheusSpec | None = None
     """Queries to a Prometheus server, judged next to the built-in metrics (optional)."""
 
+    @property
+    def gated(self) -> bool:
+        """Whether intervals must pass (thresholds or Prometheus queries) or steps go on time."""
+        return bool(self.thresholds) or self.prometheus is not None
+
 
 def canary_from_dict(raw: Mapping[str, Any]) -> CanarySpec:
     """Read ``spec.canary`` (camelCase, as in the resource) into a CanarySpec."""
@@ -270,7 +275,8 @@ def next_action(
     advances once its hold has elapsed and its latest interval since the step
     started passed; an inconclusive (or failed, under the limit) latest interval
     waits at most ``max_inconclusive_seconds`` past the hold, then rolls back
-    unless ``inconclusive_passes``. Without thresholds, steps advance on time.
+    unless ``inconclusive_passes``. Without gates (thresholds, Prometheus queries), steps
+    advance on time.
     """
     if not 0 <= step < len(spec.steps):
         raise CanarySpecError(f"step {step} outside 0..{len(spec.steps) - 1}")
@@ -286,7 +292,7 @@ def next_action(
         msg = f"step {step + 1}/{len(spec.steps)}: {weight}% for {held:.0f}/{hold:.0f} s"
         return NextAction(Kind.HOLD, msg, weight, step, requeue=wait)
     mine = [r for r in history if r.step == step and r.start >= step_started]
-    if spec.thresholds and (not mine or mine[-1].verdict is not Verdict.PASSED):
+    if spec.gated and (not mine or mine[-1].verdict is not Verdict.PASSED):
         over = held - hold
         if over < spec.max_inconclusive_seconds:
             msg = _waiting_message(spec, step, mine[-1] if mine else None)

@@ -264,3 +264,25 @@ def test_override_replaces_the_prometheus_policy_as_a_whole() -> None:
     assert merged.prometheus.address == "http://other:9090"
     assert [q.name for q in merged.prometheus.queries] == ["rate"]
     assert merged.thresholds == c.canary_from_dict(POLICY).thresholds
+
+
+def test_prometheus_queries_alone_gate_the_steps() -> None:
+    """No built-in thresholds: a step still waits for a passing interval, never on time alone."""
+    raw = {**POLICY, "analysis": {"intervalSeconds": 5, "prometheus": PROM}}
+    spec = c.canary_from_dict(raw)
+    assert spec.thresholds == ()
+    assert spec.gated
+    after_hold = T0 + timedelta(seconds=25)
+    assert c.next_action(spec, 0, T0, [], after_hold).kind is c.Kind.INCONCLUSIVE_WAIT
+    passed = c.judge_interval(
+        spec,
+        0,
+        start=T0,
+        end=T0 + timedelta(seconds=20),
+        stable=_win(),
+        canary=_win(),
+        prometheus=GOOD,
+    )
+    assert passed.verdict is c.Verdict.PASSED
+    assert c.next_action(spec, 0, T0, [passed], after_hold).kind is c.Kind.PROMOTE
+    assert not c.canary_from_dict({"steps": POLICY["steps"]}).gated
