@@ -5,7 +5,9 @@ cluster: pod IPs in 127/8 are refused there) and each Running, Ready pod's
 ``/metrics`` is fetched over HTTP. The previous scrape of every pod is kept in
 memory only (too big for status): the start of an interval is the end of the
 previous one, so after an operator restart the first interval only takes
-start scrapes. Judging the interval is the pure core's job.
+start scrapes. When the policy names a Prometheus server, its queries run at the
+interval's end too (``operator.prometheus``) and ride along in the window.
+Judging the interval is the pure core's job.
 """
 
 from __future__ import annotations
