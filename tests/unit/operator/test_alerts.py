@@ -3,18 +3,16 @@ and never blocking the caller (a full queue drops and counts)."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from modelrollout.core.alerts import Format, Notification, Retry, Transition, Webhook
 from modelrollout.operator.alerts import Alerter, AlertSender, AlertSettings
+from tests.webhooks import Receiver
 
 AT = datetime(2026, 11, 28, 1, 0, 0, tzinfo=UTC)
 FAILED = Transition(
@@ -37,49 +35,11 @@ FAILED = Transition(
 )
 
 
-class Receiver:
-    """An HTTP server on 127.0.0.1 that answers 500 to the first ``fail`` POSTs; with
-    ``hold`` it answers nothing until ``release`` is set."""
-
-    def __init__(self, fail: int = 0, hold: bool = False) -> None:
-        self.fail = fail
-        self.release = threading.Event()
-        if not hold:
-            self.release.set()
-        self.posts: list[tuple[int, dict[str, Any]]] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                receiver.release.wait(timeout=30)
-                with receiver.lock:
-                    code = 500 if len(receiver.posts) < receiver.fail else 200
-                    receiver.posts.append((code, body))
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def accepted(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return [body for code, body in self.posts if code == 200]
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    rec = Receiver(fail=2)
-    rec.thread.start()
+    rec = Receiver(fail=2).start()
     yield rec
-    rec.server.shutdown()
-    rec.server.server_close()
+    rec.stop()
 
 
 def wait(condition: Any, timeout: float = 20.0) -> None:
@@ -102,14 +62,17 @@ def test_a_receiver_that_fails_twice_gets_the_alert_once_with_the_numbers(
     sender = AlertSender(settings, counts.append, sleep=sleeps.append, jitter=lambda: 1.0)
     sender.start()
     alerter = Alerter(sender.submit)
-    hooks = [Webhook("ops", receiver.url), Webhook("chat", receiver.url, Format.SLACK)]
+    hooks = [
+        Webhook("ops", receiver.url + "/ops"),
+        Webhook("chat", receiver.url + "/chat", Format.SLACK),
+    ]
     try:
         assert len(alerter.notify(FAILED, hooks)) == 2
         assert alerter.notify(FAILED, hooks) == []  # the same transition decided again
         wait(lambda: counts.count("sent") == 2)
     finally:
         sender.stop()
-    assert [code for code, _ in receiver.posts].count(500) == 2
+    assert receiver.failed() == 2
     accepted = receiver.accepted()
     assert len(accepted) == 2
     (generic,) = [b for b in accepted if "event" in b]
@@ -145,15 +108,14 @@ def test_retries_are_bounded_and_the_failure_is_counted() -> None:
 
 
 def test_a_stuck_receiver_never_blocks_submit_and_overflow_is_dropped() -> None:
-    slow = Receiver(hold=True)
-    slow.thread.start()
+    slow = Receiver(hold=True).start()
     counts: list[str] = []
     settings = AlertSettings(queue_size=2, workers=1, timeout_seconds=5.0)
     sender = AlertSender(settings, counts.append).start()
     try:
         # The receiver answers nothing yet: every submit returns all the same.
-        accepted = [sender.submit(note(slow.url, str(i))) for i in range(6)]
-        assert slow.posts == []
+        accepted = [sender.submit(note(slow.url + "/hook", str(i))) for i in range(6)]
+        assert slow.posts == []  # (recorded once answered)
         # One in the worker's hands at most, two queued: the rest dropped without waiting.
         assert accepted.count(False) >= 3
         assert counts.count("dropped") == accepted.count(False)
@@ -161,8 +123,7 @@ def test_a_stuck_receiver_never_blocks_submit_and_overflow_is_dropped() -> None:
         wait(lambda: counts.count("sent") == accepted.count(True))
     finally:
         sender.stop(timeout=10)
-        slow.server.shutdown()
-        slow.server.server_close()
+        slow.stop()
 
 
 def test_an_unreachable_receiver_is_retried_in_the_background() -> None:

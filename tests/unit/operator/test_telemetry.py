@@ -12,6 +12,7 @@ from modelrollout.core.state import Decision, Event
 from modelrollout.operator.alerts import Alerter
 from modelrollout.operator.metrics import OperatorMetrics
 from modelrollout.operator.telemetry import RolloutTelemetry
+from tests.cluster.rollout import free_port
 
 T0 = datetime(2026, 11, 28, 1, 0, 0, tzinfo=UTC)
 HOOKS = {"alerts": {"webhooks": [{"name": "ops", "url": "http://127.0.0.1:9/"}]}}
@@ -150,8 +151,6 @@ def test_metrics_endpoint_serves_the_series_over_http() -> None:
     metrics = OperatorMetrics()
     metrics.set_phase("ml", "iris", 2, "Canary")
     metrics.set_weight("ml", "iris", 25)
-    from tests.cluster.rollout import free_port
-
     port = free_port()
     metrics.serve("127.0.0.1", port)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
