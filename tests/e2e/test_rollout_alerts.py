@@ -9,6 +9,7 @@ phase series, the canary's weight while it runs, and the judged intervals.
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -209,4 +210,16 @@ def test_canary_rollback_alerts_with_the_breach_and_metrics_show_the_weight(
         sample(operator, "modelrollout_analysis_intervals_total", **version, result="failed") or 0
     ) >= 1
     assert sample(operator, "modelrollout_version_phase", **version, phase="RolledBack") == 1
-    assert (sample(operator, "modelrollout_rollback_duration_seconds_count") or 0) >= 1
+    scraped = scrape(operator)
+    assert scraped.get(("modelrollout_rollback_duration_seconds_count", ())) == 1
+    print(  # the measurement docs/notes/alerts-metrics.md reports (pytest -s)
+        json.dumps(
+            {
+                "rollbackSeconds": scraped[("modelrollout_rollback_duration_seconds_sum", ())],
+                "rolloutSecondsSum": scraped[("modelrollout_rollout_duration_seconds_sum", ())],
+                "rollouts": scraped[("modelrollout_rollout_duration_seconds_count", ())],
+                "alertPosts": len(receiver.posts),
+                "alertRetries": receiver.failed(),
+            }
+        )
+    )
