@@ -34,6 +34,16 @@ def test_operator_deployment_is_hardened_and_peered() -> None:
     assert pdb["spec"]["minAvailable"] == 1
 
 
+def test_operator_metrics_port_is_served_on_the_pod_ip_and_declared() -> None:
+    (dep,) = docs("deployment.yaml")
+    template = dep["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    assert "--metrics-host=$(POD_IP)" in container["args"]
+    assert "--metrics-port=8081" in container["args"]
+    assert {"name": "metrics", "containerPort": 8081} in container["ports"]
+    assert template["metadata"]["annotations"]["prometheus.io/port"] == "8081"
+
+
 def test_rbac_is_least_privilege() -> None:
     role = next(d for d in docs("rbac.yaml") if d["kind"] == "ClusterRole")
     for rule in role["rules"]:
