@@ -127,12 +127,14 @@ def execute(ctx: Context, decision: Decision) -> Decision:
         log.debug("%s/%s: %s", ctx.ns, ctx.version.name, action.value)
         report = ACTIONS[action](ctx, decision)
         if report is not None:
-            done = _with_route(done, report)
+            done = _with_route(ctx, done, report)
     return done
 
 
-def _with_route(decision: Decision, report: routers.Report) -> Decision:
-    canary = {**(decision.status.get("canary") or {}), "route": report.route}
+def _with_route(ctx: Context, decision: Decision, report: routers.Report) -> Decision:
+    """The whole ``status.canary`` (not a fragment), so an unchanged route patches nothing."""
+    current = (ctx.body.get("status") or {}).get("canary") or {}
+    canary = {**(decision.status.get("canary") or current), "route": report.route}
     if report.canary_percent is not None:
         canary["achievedWeight"] = report.canary_percent
     message = f"{decision.message}; route: {report.problem}" if report.problem else decision.message
@@ -276,7 +278,11 @@ def _restore_stable_route(ctx: Context, _decision: Decision) -> routers.Report |
     if router is None:
         return None
     canary = builders.server_name(ctx.version.model, ctx.version.version)
-    return router.restore(routes.Split(_service(ctx, stable), canary))
+    try:
+        return router.restore(routes.Split(_service(ctx, stable), canary))
+    except routers.RouteError as err:
+        _blocked(ctx, f"cannot take traffic off the canary, retrying: {err}")
+        raise
 
 
 def _switch_route(ctx: Context, old: int | None) -> routers.Report | None:
@@ -286,7 +292,17 @@ def _switch_route(ctx: Context, old: int | None) -> routers.Report | None:
         return None
     mine = _service(ctx, ctx.version.version)
     ours = [mine] if old is None else [_service(ctx, int(old)), mine]
-    return router.switch(ours, mine)
+    try:
+        return router.switch(ours, mine)
+    except routers.RouteError as err:
+        _blocked(ctx, f"cannot point the route at this version, retrying: {err}")
+        raise
+
+
+def _blocked(ctx: Context, message: str) -> None:
+    """The pass stops at a route write (it is retried): say why in the version's status."""
+    patch = {"reason": "RouteBlocked", "message": message}
+    ctx.kube.patch_status(ctx.ns, spec.VERSIONS, ctx.version.name, patch)
 
 
 def _router(ctx: Context) -> routers.RouteRouter | None:
