@@ -190,7 +190,11 @@ def test_aborted_canary_gives_the_grpc_route_back_to_v1_before_its_pods_go(
         timeout=SLOW,
         interval=0.5,
     )
-    assert model_status(kubectl, namespace).get("canaryWeight") == 50
+    wait_for(  # the Model's summary follows on its own timer
+        "Model canaryWeight 50",
+        lambda: model_status(kubectl, namespace).get("canaryWeight") == 50,
+        timeout=30,
+    )
     kubectl("annotate", "mv", "iris-v2", "-n", namespace, "modelrollout.io/abort=stop")
     mv = wait_phase(kubectl, namespace, "iris-v2", {"Failed", "Stable"}, 60)
     assert (mv["status"]["phase"], mv["status"]["reason"]) == ("Failed", "Aborted")
