@@ -2,6 +2,7 @@
 # Set up everything modelrollout needs on a fresh machine (idempotent, cached):
 #   - a virtualenv in .venv with the package installed editable, all extras + dev tools
 #   - the local Kubernetes control plane built from Go modules (cached by content hash)
+#   - the Gateway API and Istio CRDs from their Go modules (for the route routers' tests)
 # Usage: scripts/setup.sh            (everything)
 #        SKIP_CLUSTER_BUILD=1 scripts/setup.sh   (Python only)
 set -euo pipefail
@@ -32,5 +33,7 @@ fi
 if [[ -z ${SKIP_CLUSTER_BUILD:-} && -f tools/kube/build.sh ]]; then
     log "building the local Kubernetes control plane (cached by content hash)"
     bash tools/kube/build.sh
+    log "fetching the Gateway API and Istio CRDs the route routers' tests install (cached)"
+    bash tools/peer-crds/fetch.sh
 fi
 log "done: activate with 'source .venv/bin/activate' or call .venv/bin/modelrollout"

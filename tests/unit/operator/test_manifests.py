@@ -73,3 +73,25 @@ def test_dockerfile_targets_share_the_local_install_path() -> None:
     operator_deps = " ".join(declared["optional-dependencies"]["operator"])
     assert "tensorflow" not in operator_deps
     assert "scikit-learn" not in operator_deps
+
+
+def test_rbac_lets_the_route_routers_write_routes_but_not_delete_them() -> None:
+    """Owned routes go with their Model (ownerReference); a person's route is only patched."""
+    role = next(d for d in docs("rbac.yaml") if d["kind"] == "ClusterRole")
+    namespaced = yaml.safe_load_all(
+        (REPO / "manifests" / "overlays" / "single-namespace" / "role.yaml").read_text()
+    )
+    local = next(d for d in namespaced if d and d["kind"] == "Role")
+    for rules in (role["rules"], local["rules"]):
+        verbs = {
+            (group, res): set(rule["verbs"])
+            for rule in rules
+            for group in rule["apiGroups"]
+            for res in rule["resources"]
+        }
+        for key in (
+            ("gateway.networking.k8s.io", "httproutes"),
+            ("gateway.networking.k8s.io", "grpcroutes"),
+            ("networking.istio.io", "virtualservices"),
+        ):
+            assert verbs[key] == {"get", "create", "patch"}, key
