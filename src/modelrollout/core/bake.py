@@ -22,6 +22,7 @@ from typing import Any
 
 from modelrollout.core import analysis, canary_stage
 from modelrollout.core import canary as c
+from modelrollout.core import spec as s
 from modelrollout.core.spec import Phase
 from modelrollout.core.state import Action, Decision, Event, ModelState, Observed, Timing
 
@@ -41,12 +42,16 @@ def seconds(obs: Observed) -> int:
 
 
 def _policy(obs: Observed) -> c.CanarySpec:
-    """The canary analysis policy, as one step as long as the bake (no thresholds if unusable)."""
+    """The canary analysis policy, as one step as long as the bake (no thresholds if unusable).
+
+    Without its Prometheus queries: they compare two live versions, and in a bake only
+    the new one serves (the built-in thresholds judge it against the recorded baseline).
+    """
     try:
         spec = canary_stage.policy(obs)
     except c.CanarySpecError:
         spec = c.CanarySpec()
-    return replace(spec, steps=(c.Step(100, float(seconds(obs))),))
+    return replace(spec, steps=(c.Step(100, float(seconds(obs))),), prometheus=None)
 
 
 def begin(obs: Observed) -> dict[str, Any] | None:
@@ -221,13 +226,20 @@ def blocking(obs: Observed, canary: bool) -> str | None:
 
     A baking stable version finishes its bake first (a candidate promoted meanwhile would
     end the probation unjudged). A canary also waits for a previous stable version that is
-    still warm: the ``replicas`` router's open Service selector would send it canary traffic.
+    still warm: the ``replicas`` router's open Service selector would send it canary traffic
+    (a route router names the two Services it splits between, so it does not wait).
     """
     baking = [x.version for x in obs.siblings if x.baking]
     if baking:
         return f"version {baking[0]} is baking"
-    stable = obs.model.stable_version if obs.model else None
-    warm = [x.version for x in obs.siblings if x.phase == Phase.STABLE and x.version != stable]
+    model = obs.model
+    if model is None or model.spec.traffic.router != s.Router.REPLICAS:
+        return None
+    warm = [
+        x.version
+        for x in obs.siblings
+        if x.phase == Phase.STABLE and x.version != model.stable_version
+    ]
     if canary and warm:
         return f"previous version {warm[0]} is still warm (it would receive canary traffic)"
     return None

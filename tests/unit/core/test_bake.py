@@ -355,3 +355,13 @@ def test_canary_records_the_stable_side_as_the_bake_baseline() -> None:
     assert (totals.requests, totals.errors) == (200, 2)
     assert dict(totals.latency) == {0.01: 190.0, 0.1: 200.0, float("inf"): 200.0}
     assert totals.predictions == {"a": 120.0}
+
+
+def test_a_route_router_canary_does_not_wait_for_a_warm_previous_version() -> None:
+    routed = model(canary=CANARY_STEPS)
+    routed = s.ModelSpec(
+        **{**routed.__dict__, "traffic": s.TrafficSpec(router=s.Router.GATEWAY_API)}
+    )
+    siblings = (d.Sibling("iris-v2", 2, Phase.STABLE.value), V1_WARM)
+    obs = observe(3, Phase.EVALUATING, 2, job=PASSED_JOB, siblings=siblings, model=routed)
+    assert d.decide(obs).phase == Phase.CANARY
