@@ -314,12 +314,12 @@ def _stable(obs: Observed, timing: Timing) -> Decision:
     if why is not None:
         msg = f"version {new} serves; keeping version {mine} warm {why}"
         until = (model.promoted_at or obs.now) + timedelta(seconds=bake.keep_seconds(model))
-        left = until - obs.now
+        left = max(until - obs.now, timedelta(0))  # 0: kept for the successor's bake
         return Decision(
             Phase.STABLE,
             "KeepingWarm",
             msg,
-            requeue=min(timing.idle, max(left.total_seconds(), 0.0) + 0.5),
+            requeue=min(timing.idle, left.total_seconds() + 0.5) if left else timing.idle,
         )
     msg = f"version {new} of model {obs.version.model} replaces version {mine}"
     return Decision(
