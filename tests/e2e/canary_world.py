@@ -6,12 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import threading
-import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +15,7 @@ from tests.conftest import Kubectl
 from tests.e2e.rollout_world import Artifact
 
 from modelrollout.core import analysis
+from modelrollout.traffic import Call, Traffic, cycle, last_answer_after
 
 
 def train_log_artifact(directory: Path) -> Artifact:
@@ -80,86 +77,23 @@ SHIFTED = [[8.9, 2.0, 4.0, 1.9], [9.3, 2.7, 2.8, 2.0], [9.9, 5.0, 3.8, 0.8], [8.
 v1 (C=0.05) extrapolates them to class 2, the sharper v2 (C=10) to class 1."""
 
 
-@dataclass
-class Sent:
-    at: float
-    """time.time() when the request was sent."""
-    glitched: bool
-    ok: bool
-    detail: str = ""
-    seconds: float = 0.0
-    """Until the answer was read."""
-    predictions: Any = None
-    shifted: bool = False
-    row: list[float] = field(default_factory=list)
-
-    @property
-    def label(self) -> Any:
-        """The predicted class of the one row sent (the server's ``predictions`` key)."""
-        return self.predictions[0]["predictions"] if self.predictions else None
+def load(host: str, glitch_every: int = 0, rows: list[list[float]] | None = None) -> Traffic:
+    """Predict calls through the stable Service (``modelrollout.traffic``, as the demo sends):
+    ``rows`` (default ``ROWS``) in turn, every ``glitch_every``-th call ``GLITCH`` (tag "odd")."""
+    pick = cycle(rows or ROWS, GLITCH, glitch_every)
+    return Traffic(host, "iris", pick, pause=0.03).start()
 
 
-@dataclass
-class Load:
-    """Predict calls through the stable Service, one new connection each (the node's proxy
-    balances per connection), at most ``limit`` of them, every ``glitch_every``-th glitched.
-    With ``shifted_share`` rows are drawn at random (seeded: round-robin must not sort rows by
-    pod), that share of them from ``SHIFTED``."""
+def shifted_load(host: str, share: float = 0.5) -> Traffic:
+    """Rows drawn at random (seeded: the round-robin proxy must not sort rows by pod), that
+    share of them from ``SHIFTED`` (tag "shifted")."""
+    draw = random.Random(0)
 
-    host: str
-    glitch_every: int = 0
-    shifted_share: float = 0.0
-    rows: list[list[float]] = field(default_factory=lambda: list(ROWS))
-    pause: float = 0.03
-    limit: int = 20_000
-    sent: list[Sent] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    def pick(_: int) -> tuple[list[float], str]:
+        shifted = draw.random() < share
+        return list(draw.choice(SHIFTED if shifted else ROWS)), "shifted" if shifted else ""
 
-    def start(self) -> Load:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> list[Sent]:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        return list(self.sent)
-
-    def _run(self) -> None:
-        pick = random.Random(0)
-        for i in range(self.limit):
-            if self._stop.is_set():
-                return
-            glitched = bool(self.glitch_every) and i % self.glitch_every == 0
-            if self.shifted_share:
-                shifted = pick.random() < self.shifted_share
-                row = pick.choice(SHIFTED if shifted else ROWS)
-                self.sent.append(self.call(row, False, shifted))
-            else:
-                row = GLITCH if glitched else self.rows[i % len(self.rows)]
-                self.sent.append(self.call(row, glitched))
-            time.sleep(self.pause)
-
-    def call(self, row: list[float], glitched: bool, shifted: bool = False) -> Sent:
-        at = time.time()
-        request = urllib.request.Request(
-            f"http://{self.host}:8501/v1/models/iris:predict",
-            data=json.dumps({"instances": [row]}).encode(),
-            headers={"Content-Type": "application/json", "Connection": "close"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as answer:
-                body = json.loads(answer.read())
-                ok = answer.status == 200 and "predictions" in body
-                seconds = time.time() - at
-                predictions = body.get("predictions")
-                return Sent(at, glitched, ok, "", seconds, predictions, shifted, row)
-        except urllib.error.HTTPError as err:
-            return Sent(at, glitched, False, f"{err.code} {err.read()[:80]!r}", row=row)
-        except OSError as err:
-            return Sent(at, glitched, False, f"connection: {err}", row=row)
+    return Traffic(host, "iris", pick, pause=0.03).start()
 
 
 def version_errors(kubectl: Kubectl, ns: str, version: int) -> tuple[int, int]:
@@ -185,16 +119,16 @@ def version_errors(kubectl: Kubectl, ns: str, version: int) -> tuple[int, int]:
     return win.requests, win.errors
 
 
-def rollback_timing(report: dict[str, Any], by_canary: list[Sent]) -> dict[str, Any]:
+def rollback_timing(report: dict[str, Any], by_canary: list[Call]) -> dict[str, Any]:
     """How long the canary still answered after the end of the interval that failed it: the
     bound on the time to 100 % stable that docs/notes/canary-*.md report."""
-    end = datetime.fromisoformat(report["intervalEnd"]).timestamp()
-    last = max(s.at for s in by_canary)
+    after = last_answer_after(report["intervalEnd"], by_canary)
+    assert after is not None
     return {
         "metric": report["metric"],
         "value": report["value"],
         "threshold": report["threshold"],
         "failingIntervalEnd": report["intervalEnd"],
         "rollbackDecidedAt": report["at"],
-        "lastCanaryAnswerAfterIntervalEndSeconds": round(last - end, 2),
+        "lastCanaryAnswerAfterIntervalEndSeconds": round(after, 2),
     }

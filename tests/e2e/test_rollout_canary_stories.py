@@ -28,15 +28,17 @@ from tests.e2e.canary_world import (
     SHIFTED,
     TELLTALE,
     TREE_TYPES,
-    Load,
-    Sent,
+    load,
     rollback_timing,
+    shifted_load,
     train_log_artifact,
     train_slow_artifact,
     version_errors,
 )
 from tests.e2e.rollout_world import Artifact, service_address, train_artifacts, version_obj
 from tests.e2e.test_rollout import SLOW, stable_is, start_with_v1
+
+from modelrollout.traffic import Call, Traffic
 
 pytestmark = pytest.mark.e2e
 
@@ -78,7 +80,7 @@ def mv_status(kubectl: Kubectl, ns: str, name: str) -> dict[str, Any]:
     return dict(get_json(kubectl, ns, "mv", name).get("status") or {})
 
 
-def assert_stable_answered_everything(sent: list[Sent], stable_counts: tuple[int, int]) -> None:
+def assert_stable_answered_everything(sent: list[Call], stable_counts: tuple[int, int]) -> None:
     """No request through the Service failed, and the stable pod (its own /metrics, see
     ``version_errors``) answered many and counted no error itself."""
     assert len(sent) > 50
@@ -100,13 +102,13 @@ def wait_flowing(kubectl: Kubectl, ns: str, name: str) -> dict[str, Any]:
     return dict(wait_for(f"{name} canary taking traffic", judged, timeout=SLOW, interval=0.5))
 
 
-def rolled_back(kubectl: Kubectl, ns: str, load: Load) -> dict[str, Any]:
+def rolled_back(kubectl: Kubectl, ns: str, traffic: Traffic) -> dict[str, Any]:
     """Wait for the rollback, then for traffic after it; return the ModelVersion."""
     mv = wait_phase(kubectl, ns, "iris-v2", {"RolledBack", "Stable", "Failed"}, SLOW)
     assert (mv["status"]["phase"], mv["status"]["reason"]) == ("RolledBack", "CanaryFailed")
     wait_for("stable route restored", lambda: pinned_version(kubectl, ns) == "1", timeout=10)
-    after = len(load.sent)
-    wait_for("traffic after the rollback", lambda: len(load.sent) >= after + 40, timeout=60)
+    after = len(traffic.calls)
+    wait_for("traffic after the rollback", lambda: len(traffic.calls) >= after + 40, timeout=60)
     return mv
 
 
@@ -114,16 +116,16 @@ def test_slow_canary_is_rolled_back_on_p99_latency(
     operator: OperatorProcess, kubectl: Kubectl, namespace: str, artifacts: dict[Any, Artifact]
 ) -> None:
     start_with_v1(kubectl, namespace, artifacts)
-    load = Load(service_address(kubectl, namespace), rows=[*ROWS, TELLTALE]).start()
+    traffic = load(service_address(kubectl, namespace), rows=[*ROWS, TELLTALE])
     try:
         obj = version_obj(
             2, artifacts["slow"], canary=canary(50, 120, latencyP99Seconds={"maxRatio": 4})
         )
         obj["spec"]["artifact"]["trustedTypes"] = TREE_TYPES
         apply_obj(kubectl, namespace, obj)
-        mv = rolled_back(kubectl, namespace, load)
+        mv = rolled_back(kubectl, namespace, traffic)
     finally:
-        sent = load.stop()
+        sent = traffic.stop()
     status = mv["status"]
     acc = status["evaluation"]["metrics"]["accuracy"]
     assert status["evaluation"]["passed"] is True
@@ -147,15 +149,15 @@ def test_drifting_canary_is_rolled_back_on_psi(
     operator: OperatorProcess, kubectl: Kubectl, namespace: str, artifacts: dict[Any, Artifact]
 ) -> None:
     start_with_v1(kubectl, namespace, artifacts)
-    load = Load(service_address(kubectl, namespace), shifted_share=0.5).start()
+    traffic = shifted_load(service_address(kubectl, namespace))
     try:
         thresholds = {"psi": {"max": 0.25}}
         apply_obj(
             kubectl, namespace, version_obj(2, artifacts[2], canary=canary(50, 120, **thresholds))
         )
-        mv = rolled_back(kubectl, namespace, load)
+        mv = rolled_back(kubectl, namespace, traffic)
     finally:
-        sent = load.stop()
+        sent = traffic.stop()
     status = mv["status"]
     assert status["evaluation"]["passed"] is True
     report = status["canary"]["rollback"]
@@ -166,7 +168,7 @@ def test_drifting_canary_is_rolled_back_on_psi(
     assert failed[-1]["values"]["jsDistance"] > 0.1
     assert_stable_answered_everything(sent, version_errors(kubectl, namespace, 1))
     # The shifted rows: v1 answers class 2, the canary class 1 (its extrapolation).
-    shifted = [s for s in sent if s.shifted]
+    shifted = [s for s in sent if s.tag == "shifted"]
     assert {s.label for s in shifted} == {1, 2}
     by_canary = [s for s in shifted if s.label == 1]
     print(json.dumps({"drift": rollback_timing(report, by_canary)}))
@@ -178,7 +180,7 @@ def test_newer_version_supersedes_a_running_canary(
     operator: OperatorProcess, kubectl: Kubectl, namespace: str, artifacts: dict[Any, Artifact]
 ) -> None:
     start_with_v1(kubectl, namespace, artifacts)
-    load = Load(service_address(kubectl, namespace)).start()
+    traffic = load(service_address(kubectl, namespace))
     seen: list[tuple[str, str | None]] = []
     try:
         apply_obj(kubectl, namespace, version_obj(2, artifacts[2], canary=canary(50, 300)))
@@ -196,7 +198,7 @@ def test_newer_version_supersedes_a_running_canary(
         v3 = wait_phase(kubectl, namespace, "iris-v3", {"Stable", "Failed", "RolledBack"}, SLOW)
         v1_counts = version_errors(kubectl, namespace, 1)  # v1 is kept warm for 10 s
     finally:
-        sent = load.stop()
+        sent = traffic.stop()
     # The route went back to v1 no later than v2 left its canary.
     assert seen[-1] == ("Superseded", "1"), seen[-3:]
     status = v3["status"]
@@ -215,7 +217,7 @@ def test_operator_killed_mid_canary_resumes_and_promotes(
     operator: OperatorProcess, kubectl: Kubectl, namespace: str, artifacts: dict[Any, Artifact]
 ) -> None:
     start_with_v1(kubectl, namespace, artifacts)
-    load = Load(service_address(kubectl, namespace)).start()
+    traffic = load(service_address(kubectl, namespace))
     phases: list[str] = []
     try:
         apply_obj(kubectl, namespace, version_obj(2, artifacts[2], canary=canary(50, 20)))
@@ -232,7 +234,7 @@ def test_operator_killed_mid_canary_resumes_and_promotes(
         wait_for("v2 promoted after the restart", promoted, timeout=SLOW, interval=0.5)
         v1_counts = version_errors(kubectl, namespace, 1)  # v1 is kept warm for 10 s
     finally:
-        sent = load.stop()
+        sent = traffic.stop()
     assert set(phases) <= {"Canary", "Promoting", "Stable"}, phases
     after = mv_status(kubectl, namespace, "iris-v2")["canary"]
     assert after["startedAt"] == before["startedAt"]  # resumed, not restarted
