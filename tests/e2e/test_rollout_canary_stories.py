@@ -151,7 +151,7 @@ def test_drifting_canary_is_rolled_back_on_psi(
     start_with_v1(kubectl, namespace, artifacts)
     traffic = shifted_load(service_address(kubectl, namespace))
     try:
-        thresholds = {"psi": {"max": 0.25}}
+        thresholds = {"jsDistance": {"max": 0.5}, "psi": {"max": 0.25}}  # psi is judged first
         apply_obj(
             kubectl, namespace, version_obj(2, artifacts[2], canary=canary(50, 120, **thresholds))
         )
