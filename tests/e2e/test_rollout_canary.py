@@ -149,7 +149,7 @@ def test_canary_that_rejects_inputs_is_rolled_back_and_stable_answers_everything
     print(  # the measurement docs/notes/canary-wiring.md reports (pytest -s)
         json.dumps(
             {
-                **rollback_timing(report, failures),
+                **rollback_timing(report, [s for s in sent if s.tag == "odd"], failures),
                 "serviceLastWritten": max((f.get("time") or "" for f in fields), default=""),
                 "requests": len(sent),
                 "failedGlitched": len(failures),
