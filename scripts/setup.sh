@@ -2,6 +2,8 @@
 # Set up everything modelrollout needs on a fresh machine (idempotent, cached):
 #   - a virtualenv in .venv with the package installed editable, all extras + dev tools
 #   - the local Kubernetes control plane built from Go modules (cached by content hash)
+#   - the Gateway API and Istio CRDs from their Go modules (for the route routers' tests)
+#   - Prometheus built from its Go module, for the canary Prometheus provider's tests (cached)
 # Usage: scripts/setup.sh            (everything)
 #        SKIP_CLUSTER_BUILD=1 scripts/setup.sh   (Python only)
 set -euo pipefail
@@ -32,5 +34,11 @@ fi
 if [[ -z ${SKIP_CLUSTER_BUILD:-} && -f tools/kube/build.sh ]]; then
     log "building the local Kubernetes control plane (cached by content hash)"
     bash tools/kube/build.sh
+    log "fetching the Gateway API and Istio CRDs the route routers' tests install (cached)"
+    bash tools/peer-crds/fetch.sh
+fi
+if [[ -z ${SKIP_CLUSTER_BUILD:-} && -f tools/prometheus/build.sh ]]; then
+    log "building Prometheus for the canary provider's tests (cached by content hash)"
+    bash tools/prometheus/build.sh
 fi
 log "done: activate with 'source .venv/bin/activate' or call .venv/bin/modelrollout"

@@ -22,6 +22,7 @@ import pytest
 
 if TYPE_CHECKING:
     from modelrollout.cluster.controlplane import LocalCluster
+    from tests.prometheus_server import PrometheusServer
 
 TEST_CLUSTER_ENV = "MODELROLLOUT_TEST_CLUSTER"
 
@@ -110,3 +111,40 @@ def namespace(cluster: LocalCluster, kubectl: Kubectl) -> Iterator[str]:
     )
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+PEER_CRDS = Path(__file__).resolve().parents[1] / "tools" / "peer-crds" / "fetch.sh"
+
+
+@pytest.fixture(scope="session")
+def peer_crds(kubectl: Kubectl) -> list[str]:
+    """The Gateway API HTTPRoute/GRPCRoute and Istio VirtualService CRDs, read from their Go
+    modules by tools/peer-crds/fetch.sh (cached), installed and Established; their names."""
+    import yaml
+
+    done = subprocess.run(
+        ["bash", str(PEER_CRDS)], capture_output=True, text=True, check=False, timeout=600
+    )
+    if done.returncode != 0:
+        pytest.fail(f"tools/peer-crds/fetch.sh failed:\n{done.stderr}", pytrace=False)
+    directory = Path(done.stdout.strip().splitlines()[-1])
+    names = []
+    for path in sorted(directory.glob("*.yaml")):
+        # Server-side: these CRDs are too large for kubectl's last-applied annotation.
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+        names.append(str(yaml.safe_load(path.read_text())["metadata"]["name"]))
+    for name in names:
+        kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    return names
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[PrometheusServer]:
+    """A real Prometheus on 127.0.0.1 (see tests/prometheus_server.py), stopped afterwards."""
+    from tests.prometheus_server import PrometheusServer
+
+    server = PrometheusServer(tmp_path)
+    try:
+        yield server.start()
+    finally:
+        server.stop()

@@ -102,6 +102,7 @@ class OperatorProcess:
         self.priority = priority
         self.serving_image = serving_image
         self.port = free_port()
+        self.metrics_port = free_port()
         self.log_path = log_dir / f"operator-{priority}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -116,6 +117,8 @@ class OperatorProcess:
             f"--priority={self.priority}",
             "--health-host=127.0.0.1",
             f"--health-port={self.port}",
+            "--metrics-host=127.0.0.1",
+            f"--metrics-port={self.metrics_port}",
             "--peering-lifetime=10",
             f"--serving-image={self.serving_image}",
         ]

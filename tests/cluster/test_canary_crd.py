@@ -74,3 +74,22 @@ def test_bad_canary_policy_is_refused_by_name(
     assert out.returncode != 0
     assert "spec.canary" in out.stderr
     assert words in out.stderr
+
+
+def test_evaluation_override_keeps_the_models_values_it_leaves_out(
+    kubectl: Kubectl, namespace: str
+) -> None:
+    """API-server defaults in the override would replace the Model's timeout and format."""
+    model_obj = iris_model()
+    model_obj["spec"]["evaluation"]["timeoutSeconds"] = 120
+    model_obj["spec"]["evaluation"]["dataset"]["format"] = "csv"
+    assert apply(kubectl, namespace, model_obj).returncode == 0
+    version = iris_version(1)
+    version["spec"]["evaluation"] = {"dataset": {"uri": "file:///data/other.csv"}}
+    assert apply(kubectl, namespace, version).returncode == 0
+    model = s.model_from_body(get(kubectl, namespace, "model", "iris"))
+    stored = s.version_from_body(get(kubectl, namespace, "mv", "iris-v1"))
+    merged = s.merged_evaluation(model.evaluation, stored.evaluation)
+    assert merged.timeout_seconds == 120
+    assert merged.dataset is not None
+    assert (merged.dataset.uri, merged.dataset.format) == ("file:///data/other.csv", "csv")

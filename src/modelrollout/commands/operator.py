@@ -67,6 +67,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="address of the liveness endpoint (default: %(default)s)",
     )
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=8081,
+        help="port of the operator's Prometheus endpoint /metrics (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="0.0.0.0",
+        help="address of /metrics (default: %(default)s)",
+    )
+    parser.add_argument(
         "--standalone",
         action="store_true",
         help="run without peering (a single replica; development only)",

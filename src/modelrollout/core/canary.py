@@ -9,14 +9,16 @@ the ``replicas`` router's arithmetic. No I/O, no clock reads.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from modelrollout.core import analysis
+from modelrollout.core import prometheus as prom
 
 METRICS = ("errorRate", "latencyP99Seconds", "psi", "jsDistance")
 """Gated metrics: the canary's error rate and p99, and its drift from stable."""
@@ -69,6 +71,13 @@ class CanarySpec:
     """When that wait runs out: advance (True) or roll back (False, the default)."""
     failure_limit: int = 1
     """Failed intervals (over the whole canary) that trigger the rollback."""
+    prometheus: prom.PrometheusSpec | None = None
+    """Queries to a Prometheus server, judged next to the built-in metrics (optional)."""
+
+    @property
+    def gated(self) -> bool:
+        """Whether intervals must pass (thresholds or Prometheus queries) or steps go on time."""
+        return bool(self.thresholds) or self.prometheus is not None
 
 
 def canary_from_dict(raw: Mapping[str, Any]) -> CanarySpec:
@@ -90,12 +99,20 @@ def canary_from_dict(raw: Mapping[str, Any]) -> CanarySpec:
         max_inconclusive_seconds=float(an.get("maxInconclusiveSeconds", 300)),
         inconclusive_passes=bool(an.get("inconclusivePasses", False)),
         failure_limit=int(an.get("failureLimit", 1)),
+        prometheus=_prometheus(an.get("prometheus")),
     )
     if spec.interval_seconds <= 0 or spec.failure_limit < 1 or spec.min_requests < 1:
         raise CanarySpecError("analysis: intervalSeconds > 0, failureLimit >= 1, minRequests >= 1")
     if spec.max_inconclusive_seconds < 0:
         raise CanarySpecError("analysis: maxInconclusiveSeconds must not be negative")
     return spec
+
+
+def _prometheus(raw: Mapping[str, Any] | None) -> prom.PrometheusSpec | None:
+    try:
+        return prom.spec_from_dict(raw) if raw else None
+    except prom.PrometheusSpecError as err:
+        raise CanarySpecError(f"analysis.prometheus: {err}") from err
 
 
 def _thresholds(raw: Mapping[str, Any]) -> tuple[Threshold, ...]:
@@ -135,7 +152,8 @@ class Breach:
     value: float
     threshold: float
     kind: str
-    """``max``, ``maxIncrease`` or ``maxRatio`` (the last two compare with ``stable``)."""
+    """``max``, ``maxIncrease`` or ``maxRatio`` (the last two compare with ``stable``);
+    ``min`` for a Prometheus query's lower limit."""
     stable: float | None = None
 
 
@@ -150,6 +168,8 @@ class IntervalResult:
     values: Mapping[str, float | None]
     """Canary metric values (and ``stable.<metric>``) measured in the interval."""
     breach: Breach | None = None
+    reason: str = ""
+    """Why an inconclusive interval is (empty: too few requests, see ``min_requests``)."""
 
 
 def interval_values(stable: analysis.Window, canary: analysis.Window) -> dict[str, float | None]:
@@ -174,16 +194,42 @@ def judge_interval(
     end: datetime,
     stable: analysis.Window,
     canary: analysis.Window,
+    prometheus: prom.PrometheusResults | None = None,
 ) -> IntervalResult:
-    """Pass, fail (first breached limit) or inconclusive (too few requests) for one interval."""
+    """Pass, fail (first breached limit) or inconclusive for one interval.
+
+    Inconclusive: too few requests, or (no limit breached) a Prometheus query of
+    the policy without both numbers, named in ``reason``: never a silent pass.
+    """
     values = interval_values(stable, canary)
+    if prometheus is not None:
+        values.update(prom.values(prometheus))
     if min(canary.requests, stable.requests) < spec.min_requests:
         return IntervalResult(step, start, end, Verdict.INCONCLUSIVE, values)
-    for th in spec.thresholds:
-        breach = _breach(th, values.get(th.metric), values.get(f"stable.{th.metric}"))
+    built_in = (
+        _breach(th, values.get(th.metric), values.get(f"stable.{th.metric}"))
+        for th in spec.thresholds
+    )
+    queried = _prometheus_breaches(spec.prometheus, prometheus) if spec.prometheus else ()
+    for breach in itertools.chain(built_in, queried):
         if breach is not None:
             return IntervalResult(step, start, end, Verdict.FAILED, values, breach)
+    if spec.prometheus is not None and (gaps := prom.missing(spec.prometheus, prometheus)):
+        reason = "; ".join(gaps)
+        return IntervalResult(step, start, end, Verdict.INCONCLUSIVE, values, reason=reason)
     return IntervalResult(step, start, end, Verdict.PASSED, values)
+
+
+def _prometheus_breaches(
+    spec: prom.PrometheusSpec, results: prom.PrometheusResults | None
+) -> Iterator[Breach | None]:
+    got = results.by_name() if results is not None else {}
+    for query in spec.queries:
+        r = got.get(query.name)
+        if r is None or r.canary is None or r.stable is None:
+            continue
+        b = prom.breach(query, r.canary, r.stable)
+        yield None if b is None else Breach(query.metric, b.value, b.threshold, b.kind, r.stable)
 
 
 def _breach(th: Threshold, value: float | None, stable: float | None) -> Breach | None:
@@ -235,7 +281,8 @@ def next_action(
     advances once its hold has elapsed and its latest interval since the step
     started passed; an inconclusive (or failed, under the limit) latest interval
     waits at most ``max_inconclusive_seconds`` past the hold, then rolls back
-    unless ``inconclusive_passes``. Without thresholds, steps advance on time.
+    unless ``inconclusive_passes``. Without gates (thresholds, Prometheus queries), steps
+    advance on time.
     """
     if not 0 <= step < len(spec.steps):
         raise CanarySpecError(f"step {step} outside 0..{len(spec.steps) - 1}")
@@ -251,17 +298,18 @@ def next_action(
         msg = f"step {step + 1}/{len(spec.steps)}: {weight}% for {held:.0f}/{hold:.0f} s"
         return NextAction(Kind.HOLD, msg, weight, step, requeue=wait)
     mine = [r for r in history if r.step == step and r.start >= step_started]
-    if spec.thresholds and (not mine or mine[-1].verdict is not Verdict.PASSED):
+    if spec.gated and (not mine or mine[-1].verdict is not Verdict.PASSED):
         over = held - hold
         if over < spec.max_inconclusive_seconds:
             msg = _waiting_message(spec, step, mine[-1] if mine else None)
             wait = min(spec.max_inconclusive_seconds - over, spec.interval_seconds)
             return NextAction(Kind.INCONCLUSIVE_WAIT, msg, weight, step, requeue=wait)
         if not spec.inconclusive_passes:
+            why = mine[-1].reason if mine and mine[-1].reason else ""
             msg = (
                 f"step {step + 1}: no conclusive passing interval within "
                 f"{spec.max_inconclusive_seconds:.0f} s after the hold "
-                f"(minRequests {spec.min_requests})"
+                f"({why or f'minRequests {spec.min_requests}'})"
             )
             return NextAction(Kind.ROLLBACK, msg, step=step, failed=mine[-1] if mine else None)
     if step + 1 < len(spec.steps):
@@ -276,7 +324,8 @@ def _breach_message(result: IntervalResult) -> str:
     if b is None:
         return f"analysis failed in {when}"
     base = f" (stable {b.stable:.6g})" if b.stable is not None else ""
-    return f"{b.metric} {b.value:.6g} > {b.kind} {b.threshold:.6g}{base} in {when}"
+    op = "<" if b.kind == "min" else ">"
+    return f"{b.metric} {b.value:.6g} {op} {b.kind} {b.threshold:.6g}{base} in {when}"
 
 
 def _waiting_message(spec: CanarySpec, step: int, last: IntervalResult | None) -> str:
@@ -284,6 +333,8 @@ def _waiting_message(spec: CanarySpec, step: int, last: IntervalResult | None) -
         return f"step {step + 1}: waiting for an analysis interval"
     if last.verdict is Verdict.FAILED:
         return f"step {step + 1}: last interval failed ({_breach_message(last)}), waiting"
+    if last.reason:
+        return f"step {step + 1}: inconclusive ({last.reason}), waiting"
     got = min(last.values.get("requests") or 0.0, last.values.get("stable.requests") or 0.0)
     return f"step {step + 1}: inconclusive ({got:.0f} < minRequests {spec.min_requests}), waiting"
 
@@ -349,6 +400,8 @@ def result_to_status(result: IntervalResult) -> dict[str, Any]:
             "kind": b.kind,
             "stable": _finite(b.stable),
         }
+    if result.reason:
+        out["reason"] = result.reason
     return out
 
 
@@ -372,6 +425,7 @@ def result_from_status(raw: Mapping[str, Any]) -> IntervalResult:
         verdict=Verdict(raw["verdict"]),
         values={k: None if v is None else float(v) for k, v in (raw.get("values") or {}).items()},
         breach=breach,
+        reason=str(raw.get("reason") or ""),
     )
 
 

@@ -5,7 +5,9 @@ finished interval in as ``Observed.window``; here it is judged
 (``canary.judge_interval``), appended to ``status.canary.history`` and
 ``canary.next_action`` picks the move. The ``replicas`` router keeps the
 stable version at full capacity and adds canary pods behind the stable
-Service, so the weight is the canary's share of the pods.
+Service, so the weight is the canary's share of the pods; the gateway-api and
+istio routers write the exact weight into a route and the canary gets only the
+pods that share needs (``routes.canary_replicas``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from modelrollout.core import canary as c
+from modelrollout.core import routes
 from modelrollout.core import spec as s
 from modelrollout.core.spec import Phase
 from modelrollout.core.state import Action, Decision, Event, Observed, Timing
@@ -39,10 +42,15 @@ def _step_status(obs: Observed, spec: c.CanarySpec, step: int) -> dict[str, Any]
     assert obs.model is not None
     stable = obs.model.spec.replicas
     weight = spec.steps[step].weight
-    # 100 % is not reachable by replicas: the last hold runs with as many pods as stable.
-    split = c.replica_split(stable, min(weight, 99), stable)
-    if weight == 100:
-        split = c.ReplicaSplit(stable, 50.0)
+    traffic = obs.model.spec.traffic
+    if traffic.router is not s.Router.REPLICAS:  # exact weights: pods only for the capacity
+        replicas = routes.canary_replicas(stable, weight, traffic.max_canary_replicas)
+        split = c.ReplicaSplit(replicas, float(weight))
+    elif weight == 100:  # not reachable by replicas: the last hold runs with as many pods as stable
+        pods = min(stable, traffic.max_canary_replicas or stable)
+        split = c.ReplicaSplit(pods, 100.0 * pods / (stable + pods))
+    else:
+        split = c.replica_split(stable, weight, traffic.max_canary_replicas or stable)
     return {
         "step": step,
         "steps": len(spec.steps),
@@ -97,7 +105,13 @@ def _judge_and_move(
     if obs.window is not None and obs.window.step == index and obs.window.start >= started:
         w = obs.window
         result = c.judge_interval(
-            spec, index, start=w.start, end=w.end, stable=w.stable, canary=w.canary
+            spec,
+            index,
+            start=w.start,
+            end=w.end,
+            stable=w.stable,
+            canary=w.canary,
+            prometheus=w.prometheus,
         )
         history.append(result)
         note = f" ({w.note})" if w.note else ""

@@ -89,6 +89,72 @@ class Artifact:
     allow_unsafe_formats: bool = False
 
 
+class Router(StrEnum):
+    """Who splits user traffic between the stable version and a canary."""
+
+    REPLICAS = "replicas"
+    """The Model's Service selects both versions' pods: the weight is a share of pods."""
+    GATEWAY_API = "gateway-api"
+    """Exact weights in a Gateway API HTTPRoute or GRPCRoute."""
+    ISTIO = "istio"
+    """Exact weights in an Istio VirtualService."""
+
+
+@dataclass(frozen=True)
+class GatewayAPISpec:
+    """``spec.traffic.gatewayAPI``: which route the gateway-api router writes."""
+
+    kind: str = "HTTPRoute"
+    """HTTPRoute (REST port) or GRPCRoute (gRPC port)."""
+    route_name: str | None = None
+    """An existing route to patch (only our two backends' weights); None: an owned route."""
+    parent_refs: tuple[Mapping[str, Any], ...] = ()
+    """parentRefs of the owned route."""
+
+
+@dataclass(frozen=True)
+class IstioSpec:
+    """``spec.traffic.istio``: which VirtualService the istio router writes."""
+
+    virtual_service_name: str | None = None
+    """An existing VirtualService to patch; None: an owned one named after the Model."""
+    hosts: tuple[str, ...] = ()
+    """Hosts of the owned VirtualService (empty: the Model's Service name)."""
+    gateways: tuple[str, ...] = ()
+    """Gateways of the owned VirtualService (empty: the mesh only)."""
+
+
+@dataclass(frozen=True)
+class TrafficSpec:
+    """``spec.traffic``: the router and the canary's pod budget."""
+
+    router: Router = Router.REPLICAS
+    max_canary_replicas: int | None = None
+    """Cap of the canary's pods (None: the stable version's replica count)."""
+    gateway_api: GatewayAPISpec = GatewayAPISpec()
+    istio: IstioSpec = IstioSpec()
+
+
+def traffic_from_dict(raw: Mapping[str, Any]) -> TrafficSpec:
+    """Read ``spec.traffic`` (the CRD schema has validated it)."""
+    gw, istio = raw.get("gatewayAPI") or {}, raw.get("istio") or {}
+    cap = raw.get("maxCanaryReplicas")
+    return TrafficSpec(
+        router=Router(raw.get("router", Router.REPLICAS)),
+        max_canary_replicas=int(cap) if cap is not None else None,
+        gateway_api=GatewayAPISpec(
+            kind=str(gw.get("kind", "HTTPRoute")),
+            route_name=gw.get("routeName"),
+            parent_refs=tuple(dict(p) for p in gw.get("parentRefs") or ()),
+        ),
+        istio=IstioSpec(
+            virtual_service_name=istio.get("virtualServiceName"),
+            hosts=tuple(istio.get("hosts") or ()),
+            gateways=tuple(istio.get("gateways") or ()),
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A Model's serving and rollout policy."""
@@ -103,6 +169,7 @@ class ModelSpec:
     keep_previous_seconds: int = 30
     canary: Mapping[str, Any] = field(default_factory=dict)
     """``spec.canary`` as written (merged with a version's override by ``merged_canary``)."""
+    traffic: TrafficSpec = TrafficSpec()
 
 
 @dataclass(frozen=True)
@@ -138,6 +205,7 @@ def model_from_body(body: Mapping[str, Any]) -> ModelSpec:
         evaluation=spec.get("evaluation") or {},
         keep_previous_seconds=int((spec.get("promotion") or {}).get("keepPreviousSeconds", 30)),
         canary=spec.get("canary") or {},
+        traffic=traffic_from_dict(spec.get("traffic") or {}),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from modelrollout.core import spec as s
 from modelrollout.core.analysis import Window
+from modelrollout.core.prometheus import PrometheusResults
 from modelrollout.core.spec import Phase
 
 
@@ -92,6 +93,8 @@ class CanaryWindow:
     canary: Window
     note: str = ""
     """Pods left out (scrape errors, unknown baseline), for the status message."""
+    prometheus: PrometheusResults | None = None
+    """The policy's Prometheus queries evaluated at ``end`` (None: the policy has none)."""
 
 
 @dataclass(frozen=True)

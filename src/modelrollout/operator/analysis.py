@@ -5,7 +5,9 @@ cluster: pod IPs in 127/8 are refused there) and each Running, Ready pod's
 ``/metrics`` is fetched over HTTP. The previous scrape of every pod is kept in
 memory only (too big for status): the start of an interval is the end of the
 previous one, so after an operator restart the first interval only takes
-start scrapes. Judging the interval is the pure core's job.
+start scrapes. When the policy names a Prometheus server, its queries run at the
+interval's end too (``operator.prometheus``) and ride along in the window.
+Judging the interval is the pure core's job.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from modelrollout.core import analysis, builders
+from modelrollout.core.prometheus import PrometheusSpec
 from modelrollout.core.state import CanaryWindow
+from modelrollout.operator.prometheus import PrometheusQuerier, Subject
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +62,20 @@ class Target:
     canary_version: int
     step: int
     interval_seconds: float
+    prometheus: PrometheusSpec | None = None
+    """The policy's Prometheus queries, run at every interval end (None: none)."""
 
 
 class CanaryAnalyst:
     """Per canary version (by uid): the running interval's start scrapes."""
 
-    def __init__(self, settings: AnalystSettings = AnalystSettings()) -> None:
+    def __init__(
+        self,
+        settings: AnalystSettings = AnalystSettings(),
+        prometheus: PrometheusQuerier | None = None,
+    ) -> None:
         self.settings = settings
+        self.prometheus = prometheus or PrometheusQuerier()
         self._baselines: dict[str, _Baseline] = {}
         self._lock = threading.Lock()
 
@@ -92,7 +103,18 @@ class CanaryAnalyst:
         notes: list[str] = [f"scrape of {name} failed: {err}" for name, err in failed]
         stable = self._window(base, stable_pods, scrapes, notes)
         canary = self._window(base, canary_pods, scrapes, notes)
-        return CanaryWindow(target.step, base.at, now, stable, canary, "; ".join(notes))
+        results = None
+        if target.prometheus is not None:
+            subject = Subject(
+                target.namespace,
+                target.model,
+                target.stable_version,
+                target.canary_version,
+                target.interval_seconds,
+            )
+            results = self.prometheus.results(target.prometheus, subject, now)
+        note = "; ".join(notes)
+        return CanaryWindow(target.step, base.at, now, stable, canary, note, results)
 
     def _ready_pods(self, kube: PodLister, target: Target, version: int) -> list[dict[str, Any]]:
         selector = builders.labels(target.model, builders.ROLE_SERVER, version)

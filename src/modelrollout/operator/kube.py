@@ -8,7 +8,7 @@ instant and repeat its last step safely.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -17,6 +17,17 @@ from modelrollout.core.spec import API_VERSION, GROUP
 
 Obj = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
+
+
+class ApiRef(Protocol):
+    """Where a custom resource is served (e.g. ``core.routes.RouteKind``)."""
+
+    @property
+    def group(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def plural(self) -> str: ...
 
 
 def load_client() -> client.ApiClient:
@@ -122,3 +133,22 @@ class Kube:
             {"status": dict(status)},
             _content_type=MERGE_PATCH,
         )
+
+    def get_object(self, api: ApiRef, ns: str, name: str) -> Obj | None:
+        """A namespaced custom object (a route), or None when it (or its API) is absent."""
+        return self._get(
+            self.custom.get_namespaced_custom_object, api.group, api.version, ns, api.plural, name
+        )
+
+    def create_object(self, api: ApiRef, ns: str, obj: Mapping[str, Any]) -> Obj:
+        created = self.custom.create_namespaced_custom_object(
+            api.group, api.version, ns, api.plural, dict(obj)
+        )
+        return cast(Obj, created)
+
+    def patch_object(self, api: ApiRef, ns: str, name: str, patch: Mapping[str, Any]) -> Obj:
+        """Merge-patch; a ``metadata.resourceVersion`` in it makes a concurrent write a 409."""
+        patched = self.custom.patch_namespaced_custom_object(
+            api.group, api.version, ns, api.plural, name, dict(patch), _content_type=MERGE_PATCH
+        )
+        return cast(Obj, patched)

@@ -10,9 +10,12 @@ import zlib
 
 import kopf
 
+from modelrollout.operator.alerts import Alerter, AlertSender
 from modelrollout.operator.kube import Kube, load_client
+from modelrollout.operator.metrics import OperatorMetrics
 from modelrollout.operator.registration import register
 from modelrollout.operator.settings import OperatorSettings
+from modelrollout.operator.telemetry import RolloutTelemetry
 
 
 def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
@@ -30,9 +33,20 @@ def settings_from_args(args: argparse.Namespace) -> OperatorSettings:
         peering_lifetime=int(getattr(args, "peering_lifetime", 60)),
         health_port=args.health_port,
         health_host=getattr(args, "health_host", "0.0.0.0"),
+        metrics_port=int(getattr(args, "metrics_port", 8081)),
+        metrics_host=getattr(args, "metrics_host", "0.0.0.0"),
         images=images,
         verbose=bool(args.verbose),
     )
+
+
+def telemetry(settings: OperatorSettings, kube: Kube) -> RolloutTelemetry:
+    """Start ``/metrics`` and the alert workers; the hook that feeds both after each pass."""
+    metrics = OperatorMetrics()
+    metrics.serve(settings.metrics_host, settings.metrics_port)
+    sender = AlertSender(settings.alerts, metrics.count_alert).start()
+    alerter = Alerter(sender.submit, settings.alerts.remembered)
+    return RolloutTelemetry(kube, alerter, metrics)
 
 
 def resolve_priority(value: str | int) -> int:
@@ -74,7 +88,7 @@ def run(args: argparse.Namespace) -> None:
     )
     kube = Kube(load_client())
     registry = kopf.OperatorRegistry()
-    register(registry, settings, kube)
+    register(registry, settings, kube, telemetry(settings, kube))
     kopf.run(
         registry=registry,
         settings=kopf_settings(settings),

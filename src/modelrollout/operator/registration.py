@@ -20,6 +20,7 @@ from modelrollout.operator import models, observe, versions
 from modelrollout.operator.analysis import AnalystSettings, CanaryAnalyst
 from modelrollout.operator.kube import Kube
 from modelrollout.operator.settings import OperatorSettings
+from modelrollout.operator.telemetry import RolloutTelemetry
 
 VersionIndex = kopf.Index[tuple[str, str], Sibling]
 
@@ -49,8 +50,14 @@ def _timer(
     )
 
 
-def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: Kube) -> None:
-    """Attach the operator's index, timers and deletion handler to ``registry``."""
+def register(
+    registry: kopf.OperatorRegistry,
+    settings: OperatorSettings,
+    kube: Kube,
+    telemetry: RolloutTelemetry,
+) -> None:
+    """Attach the operator's index, timers and deletion handler to ``registry``;
+    ``telemetry`` sees every version pass (metrics, alert webhooks)."""
     group, version = spec.GROUP, spec.API_VERSION
     analyst = CanaryAnalyst(AnalystSettings(port=settings.images.rest_port))
 
@@ -70,9 +77,9 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: 
         index: VersionIndex = kwargs["versions_by_model"]
         key = (str(body.metadata.namespace), str(body.spec.get("model", "")))
         siblings = list(index.get(key, []))
-        decision, status = versions.reconcile(
-            kube, settings, body, siblings, _now(), analyst=analyst
-        )
+        now = _now()
+        decision, status = versions.reconcile(kube, settings, body, siblings, now, analyst=analyst)
+        telemetry.after_pass(body, decision, status, now)
         if status:
             patch.status.update(status)
         if decision.event is not None:
@@ -85,6 +92,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: 
     def version_deleted(body: kopf.Body, **_: Any) -> None:
         reason = versions.deletion_hold(kube, settings, body, _now())
         if reason is None:
+            telemetry.forget(body)
             return
         if (body.get("status") or {}).get("reason") != "DeletionHeld":
             kopf.event(body, type="Warning", reason="DeletionHeld", message=reason)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from modelrollout.core.builders import Images
 from modelrollout.core.state import Timing
+from modelrollout.operator.alerts import AlertSettings
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class OperatorSettings:
     """Port of the liveness endpoint ``/healthz``."""
     health_host: str = "0.0.0.0"
     """Address of the liveness endpoint (0.0.0.0 inside a pod, a loopback address in tests)."""
+    metrics_port: int = 8081
+    """Port of the operator's Prometheus endpoint ``/metrics``."""
+    metrics_host: str = "0.0.0.0"
+    """Address of ``/metrics`` (the pod's IP in the Deployment, a loopback address in tests)."""
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    """Queue, workers, timeout and retries of the alert webhooks (``spec.alerts``)."""
     tick: float = 1.0
     """Seconds between two looks at each resource (the timer interval)."""
     restart_limit: int = 2

@@ -8,17 +8,17 @@ where the killed one stopped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from modelrollout.core import builders, decisions, spec
+from modelrollout.core import builders, decisions, routes, spec
 from modelrollout.core.canary import CanarySpecError
 from modelrollout.core.conditions import Stamp, version_conditions
 from modelrollout.core.spec import Phase
 from modelrollout.core.state import Action, CanaryWindow, Decision, Observed, Sibling
-from modelrollout.operator import observe
+from modelrollout.operator import observe, routers
 from modelrollout.operator.analysis import CanaryAnalyst, Target
 from modelrollout.operator.kube import Kube, Obj
 from modelrollout.operator.settings import OperatorSettings
@@ -77,6 +77,7 @@ def _window(ctx: Context, analyst: CanaryAnalyst | None, now: datetime) -> Canar
         ctx.version.version,
         int(step),
         policy.interval_seconds,
+        policy.prometheus,
     )
     return analyst.observe(ctx.kube, ctx.version.uid, target, now)
 
@@ -119,11 +120,26 @@ def observed(
     )
 
 
-def execute(ctx: Context, decision: Decision) -> None:
-    """Carry out the decision's actions, in order; each is idempotent."""
+def execute(ctx: Context, decision: Decision) -> Decision:
+    """Carry out the decision's actions, in order; each is idempotent. Returns the decision
+    with what a route router read back folded into its status and message."""
+    done = decision
     for action in decision.actions:
         log.debug("%s/%s: %s", ctx.ns, ctx.version.name, action.value)
-        ACTIONS[action](ctx, decision)
+        report = ACTIONS[action](ctx, decision)
+        if report is not None:
+            done = _with_route(ctx, done, report)
+    return done
+
+
+def _with_route(ctx: Context, decision: Decision, report: routers.Report) -> Decision:
+    """The whole ``status.canary`` (not a fragment), so an unchanged route patches nothing."""
+    current = (ctx.body.get("status") or {}).get("canary") or {}
+    canary = {**(decision.status.get("canary") or current), "route": report.route}
+    if report.canary_percent is not None:
+        canary["achievedWeight"] = report.canary_percent
+    message = f"{decision.message}; route: {report.problem}" if report.problem else decision.message
+    return replace(decision, status={**decision.status, "canary": canary}, message=message)
 
 
 def _server_params(ctx: Context, decision: Decision) -> builders.ServerParams:
@@ -197,7 +213,7 @@ def _delete_job(ctx: Context, _decision: Decision) -> None:
     ctx.kube.delete("Job", ctx.ns, builders.job_name(ctx.version.name, ctx.attempt))
 
 
-def _switch_stable(ctx: Context, decision: Decision) -> None:
+def _switch_stable(ctx: Context, decision: Decision) -> routers.Report | None:
     """Point the Model's Service at this version, then record it in the Model's status."""
     assert ctx.model is not None
     assert ctx.model_body is not None
@@ -208,6 +224,7 @@ def _switch_stable(ctx: Context, decision: Decision) -> None:
     if (existing.get("spec") or {}).get("selector") != wanted["spec"]["selector"]:
         ctx.kube.set_service_selector(ctx.ns, model, wanted["spec"]["selector"])
     old = (ctx.model_body.get("status") or {}).get("stableVersion")
+    report = _switch_route(ctx, old)
     patch: dict[str, Any] = {
         "stableVersion": version,
         "stableName": ctx.version.name,
@@ -217,6 +234,7 @@ def _switch_stable(ctx: Context, decision: Decision) -> None:
         patch["previousVersion"] = old
         patch["promotedAt"] = decision.status.get("promotedAt")
     ctx.kube.patch_status(ctx.ns, spec.MODELS, model, patch)
+    return report
 
 
 def _set_stable_selector(ctx: Context, selector: Mapping[str, str]) -> None:
@@ -229,21 +247,96 @@ def _set_stable_selector(ctx: Context, selector: Mapping[str, str]) -> None:
         ctx.kube.set_service_selector(ctx.ns, ctx.version.model, patch)
 
 
-def _set_weight(ctx: Context, decision: Decision) -> None:
-    """``replicas`` router: canary pods at the step's count, then one Service over both."""
+def _set_weight(ctx: Context, decision: Decision) -> routers.Report | None:
+    """Canary pods at the step's count, then the traffic: ``replicas`` router, one Service
+    over both versions; a route router, the weight the ready canary pods can carry."""
     _ensure_server(ctx, decision)
-    _set_stable_selector(ctx, builders.labels(ctx.version.model, builders.ROLE_SERVER))
+    router, stable = _router(ctx), _stable_version(ctx)
+    if router is None:
+        _set_stable_selector(ctx, builders.labels(ctx.version.model, builders.ROLE_SERVER))
+        return None
+    if stable is None:
+        return None
+    _pin_stable_selector(ctx, stable)
+    canary = decision.status.get("canary") or (ctx.body.get("status") or {}).get("canary") or {}
+    name = builders.server_name(ctx.version.model, ctx.version.version)
+    deployment = ctx.kube.get_deployment(ctx.ns, name) or {}
+    ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
+    wanted = int(canary.get("canaryReplicas") or 1)
+    weight = routes.ready_weight(int(canary.get("weight") or 0), ready, wanted)
+    return router.set_weight(routes.Split(_service(ctx, stable), name, weight))
 
 
-def _restore_stable_route(ctx: Context, _decision: Decision) -> None:
-    """The stable Service selects the stable version's pods only (traffic leaves the canary)."""
+def _restore_stable_route(ctx: Context, _decision: Decision) -> routers.Report | None:
+    """Traffic leaves the canary: the stable Service selects the stable version's pods only
+    and a route router's route drops the canary's backend (an error stops the pass here,
+    before the canary is scaled away)."""
+    stable = _stable_version(ctx)
+    if stable is None:
+        return None
+    _pin_stable_selector(ctx, stable)
+    router = _router(ctx)
+    if router is None:
+        return None
+    canary = builders.server_name(ctx.version.model, ctx.version.version)
+    try:
+        return router.restore(routes.Split(_service(ctx, stable), canary))
+    except routers.RouteError as err:
+        _blocked(ctx, f"cannot take traffic off the canary, retrying: {err}")
+        raise
+
+
+def _switch_route(ctx: Context, old: int | None) -> routers.Report | None:
+    """Promotion: a route router's route sends the stable share to this version only."""
+    router = _router(ctx)
+    if router is None:
+        return None
+    mine = _service(ctx, ctx.version.version)
+    ours = [mine] if old is None else [_service(ctx, int(old)), mine]
+    try:
+        return router.switch(ours, mine)
+    except routers.RouteError as err:
+        _blocked(ctx, f"cannot point the route at this version, retrying: {err}")
+        raise
+
+
+def _blocked(ctx: Context, message: str) -> None:
+    """The pass stops at a route write (it is retried): say why in the version's status."""
+    patch = {"reason": "RouteBlocked", "message": message}
+    ctx.kube.patch_status(ctx.ns, spec.VERSIONS, ctx.version.name, patch)
+
+
+def _router(ctx: Context) -> routers.RouteRouter | None:
+    """The Model's route router (None: the ``replicas`` router)."""
+    if ctx.model is None:
+        return None
+    model = ctx.model
+    target = routes.route_target(model.name, model.traffic)
+    if target is None:
+        return None
+    owner = builders.Owner("Model", model.name, model.uid)
+    images = ctx.settings.images
+    ports = routes.Ports(grpc=images.grpc_port, rest=images.rest_port)
+    params = routes.RouteParams(ctx.ns, model.name, owner, model.traffic, ports)
+    return routers.RouteRouter(
+        ctx.kube, ctx.ns, target, lambda stable: routes.owned_route(params, stable)
+    )
+
+
+def _stable_version(ctx: Context) -> int | None:
     stable = ((ctx.model_body or {}).get("status") or {}).get("stableVersion")
-    if stable is not None:
-        selector = builders.labels(ctx.version.model, builders.ROLE_SERVER, int(stable))
-        _set_stable_selector(ctx, selector)
+    return None if stable is None else int(stable)
 
 
-ACTIONS = {
+def _service(ctx: Context, version: int) -> str:
+    return builders.server_name(ctx.version.model, version)
+
+
+def _pin_stable_selector(ctx: Context, stable: int) -> None:
+    _set_stable_selector(ctx, builders.labels(ctx.version.model, builders.ROLE_SERVER, stable))
+
+
+ACTIONS: dict[Action, Callable[[Context, Decision], routers.Report | None]] = {
     Action.ENSURE_SERVER: _ensure_server,
     Action.SCALE_SERVER_DOWN: _scale_down,
     Action.DELETE_SERVER: _delete_server,
@@ -296,7 +389,7 @@ def reconcile(
         fresh = dict(body)
     ctx = load(kube, settings, fresh)
     decision = decisions.decide(observed(ctx, siblings, now, analyst), settings.timing)
-    execute(ctx, decision)
+    decision = execute(ctx, decision)
     return decision, status_patch(fresh, decision, _iso(now))
 
 

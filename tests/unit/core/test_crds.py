@@ -83,7 +83,15 @@ def test_modelversion_spec_is_immutable_and_version_at_least_one() -> None:
 def test_model_and_override_share_the_evaluation_and_canary_schema() -> None:
     model = schema_of("model.yaml")["properties"]["spec"]["properties"]
     override = schema_of("modelversion.yaml")["properties"]["spec"]["properties"]
-    assert model["evaluation"]["properties"] == override["evaluation"]["properties"]
+    # Fields merged one by one have no defaults in the override: an API-server default there
+    # would replace the Model's value even when the user set nothing.
+    assert _without_defaults(model["evaluation"]) == {
+        **_without_defaults(override["evaluation"]),
+        "required": ["dataset"],
+    }
+    merged_one_by_one = override["evaluation"]["properties"]
+    assert "default" not in merged_one_by_one["timeoutSeconds"]
+    assert '"default":' not in json.dumps(merged_one_by_one["dataset"])
     # The canary override has no defaults (they would mask the Model's values in the merge).
     assert _without_defaults(model["canary"]) == _without_defaults(override["canary"])
     assert '"default":' not in json.dumps(override["canary"]["properties"]["analysis"])

@@ -34,6 +34,16 @@ def test_operator_deployment_is_hardened_and_peered() -> None:
     assert pdb["spec"]["minAvailable"] == 1
 
 
+def test_operator_metrics_port_is_served_on_the_pod_ip_and_declared() -> None:
+    (dep,) = docs("deployment.yaml")
+    template = dep["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    assert "--metrics-host=$(POD_IP)" in container["args"]
+    assert "--metrics-port=8081" in container["args"]
+    assert {"name": "metrics", "containerPort": 8081} in container["ports"]
+    assert template["metadata"]["annotations"]["prometheus.io/port"] == "8081"
+
+
 def test_rbac_is_least_privilege() -> None:
     role = next(d for d in docs("rbac.yaml") if d["kind"] == "ClusterRole")
     for rule in role["rules"]:
@@ -63,3 +73,25 @@ def test_dockerfile_targets_share_the_local_install_path() -> None:
     operator_deps = " ".join(declared["optional-dependencies"]["operator"])
     assert "tensorflow" not in operator_deps
     assert "scikit-learn" not in operator_deps
+
+
+def test_rbac_lets_the_route_routers_write_routes_but_not_delete_them() -> None:
+    """Owned routes go with their Model (ownerReference); a person's route is only patched."""
+    role = next(d for d in docs("rbac.yaml") if d["kind"] == "ClusterRole")
+    namespaced = yaml.safe_load_all(
+        (REPO / "manifests" / "overlays" / "single-namespace" / "role.yaml").read_text()
+    )
+    local = next(d for d in namespaced if d and d["kind"] == "Role")
+    for rules in (role["rules"], local["rules"]):
+        verbs = {
+            (group, res): set(rule["verbs"])
+            for rule in rules
+            for group in rule["apiGroups"]
+            for res in rule["resources"]
+        }
+        for key in (
+            ("gateway.networking.k8s.io", "httproutes"),
+            ("gateway.networking.k8s.io", "grpcroutes"),
+            ("networking.istio.io", "virtualservices"),
+        ):
+            assert verbs[key] == {"get", "create", "patch"}, key

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any, cast
 
 import kopf
 import pytest
 
 from modelrollout.core.spec import Phase
 from modelrollout.core.state import Decision
-from modelrollout.operator import main, versions
+from modelrollout.operator import main, routers, versions
 
 BODY = {
     "metadata": {"name": "iris-v2", "generation": 1},
@@ -76,3 +77,30 @@ def test_model_events_on_promotion_and_degradation_only_after_first_sight() -> N
     assert [(e.type, e.reason) for e in degraded] == [("Warning", "Degraded")]
     same = {"stableVersion": 2, "phase": "Ready"}
     assert models.events(same, same) == []
+
+
+def _ctx(status: dict[str, Any]) -> versions.Context:
+    body = {**BODY, "status": status}
+    return versions.Context(cast(Any, None), cast(Any, None), body, cast(Any, None), None, None)
+
+
+def test_a_route_report_is_folded_into_the_whole_canary_status_once() -> None:
+    route = {"kind": "HTTPRoute", "name": "iris", "owned": True, "stableWeight": 100}
+    report = routers.Report({**route, "canaryWeight": 0, "error": ""}, None)
+    stable = Decision(Phase.STABLE, "Serving", "serving")
+    current = {"canary": {"step": 1, "weight": 60, "achievedWeight": 60}}
+    done = versions._with_route(_ctx(current), stable, report)
+    # The whole canary status with the route; a promotion keeps the last achieved weight.
+    assert done.status["canary"] == {**current["canary"], "route": report.route}
+    settled = {**BODY, "status": versions.status_patch(_ctx(current).body, done, "t")}
+    again = versions._with_route(_ctx(settled["status"]), stable, report)
+    assert "canary" not in versions.status_patch(settled, again, "t")
+
+
+def test_a_route_problem_is_in_the_message_and_the_weight_is_zero() -> None:
+    report = routers.Report({"error": "HTTPRoute ns/x not found"}, 0, "HTTPRoute ns/x not found")
+    hold = Decision(Phase.CANARY, "CanaryStep", "step 1/2", status={"canary": {"weight": 30}})
+    done = versions._with_route(_ctx({}), hold, report)
+    assert done.message == "step 1/2; route: HTTPRoute ns/x not found"
+    assert done.status["canary"]["achievedWeight"] == 0
+    assert done.status["canary"]["weight"] == 30
