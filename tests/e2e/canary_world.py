@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-import time
+import random
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import Kubectl
 from tests.e2e.rollout_world import Artifact
 
 from modelrollout.core import analysis
+from modelrollout.traffic import Call, Traffic, cycle, last_answer_after
 
 
 def train_log_artifact(directory: Path) -> Artifact:
@@ -41,67 +41,65 @@ def train_log_artifact(directory: Path) -> Artifact:
     return Artifact(path.as_uri(), hashlib.sha256(path.read_bytes()).hexdigest())
 
 
+SLOW_TRAINING_ROWS = 40_000
+"""Training rows of the slow v2. A brute-force neighbour search scans all of them on every
+call, in scikit-learn and in the ONNX graph the server compiles it into alike: ~45 ms per
+one-row call compiled (v1: ~0.02 ms), a 1.6 MB artifact (docs/notes/canary-e2e.md). A tree
+ensemble is no good here: compiled, 1000 trees answer in 0.02 ms."""
+
+
+def train_slow_artifact(directory: Path) -> Artifact:
+    """A genuinely better iris classifier (~0.96 vs v1's ~0.82 on the hold-out) that is slow
+    by nature: 15 nearest neighbours by brute force over ``SLOW_TRAINING_ROWS`` rows (the
+    training rows, each repeated with 0.05 cm of measurement noise)."""
+    import numpy as np
+    import skops.io as sio
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import train_test_split
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_iris(return_X_y=True)
+    train, _ = train_test_split(np.arange(len(y)), test_size=0.3, random_state=0)
+    noise = np.random.default_rng(0)
+    picked = noise.choice(train, SLOW_TRAINING_ROWS)
+    rows = x[picked] + noise.normal(0.0, 0.05, (SLOW_TRAINING_ROWS, x.shape[1]))
+    model = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=15, algorithm="brute"))
+    model.fit(rows, y[picked])
+    path = directory / "iris-neighbours.skops"
+    sio.dump(model, path)
+    return Artifact(path.as_uri(), hashlib.sha256(path.read_bytes()).hexdigest())
+
+
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [6.9, 3.1, 5.4, 2.1], [5.7, 2.8, 4.1, 1.3]]
 GLITCH = [5.0, 3.4, 1.5, -0.1]
 """A row with a glitched (negative) petal width: v1 answers it, the log model cannot."""
+TELLTALE = [6.7, 3.1, 4.7, 1.5]
+"""A hold-out versicolor that v1 (C=0.05) calls class 2 and the slow neighbours class 1: its
+answer names the version that gave it."""
+SHIFTED = [[8.9, 2.0, 4.0, 1.9], [9.3, 2.7, 2.8, 2.0], [9.9, 5.0, 3.8, 0.8], [8.9, 4.5, 1.9, 3.0]]
+"""Flowers with sepals longer than any iris row (max 7.9 cm): the evaluation set has none.
+v1 (C=0.05) extrapolates them to class 2, the sharper v2 (C=10) to class 1."""
 
 
-@dataclass
-class Sent:
-    at: float
-    """time.time() when the request was sent."""
-    glitched: bool
-    ok: bool
-    detail: str = ""
+def load(host: str, glitch_every: int = 0, rows: list[list[float]] | None = None) -> Traffic:
+    """Predict calls through the stable Service (``modelrollout.traffic``, as the demo sends):
+    ``rows`` (default ``ROWS``) in turn, every ``glitch_every``-th call ``GLITCH`` (tag "odd")."""
+    pick = cycle(rows or ROWS, GLITCH, glitch_every)
+    return Traffic(host, "iris", pick, pause=0.03).start()
 
 
-@dataclass
-class Load:
-    """Predict calls through the stable Service, one new connection each (the node's proxy
-    balances per connection), at most ``limit`` of them, every ``glitch_every``-th glitched."""
+def shifted_load(host: str, share: float = 0.5) -> Traffic:
+    """Rows drawn at random (seeded: the round-robin proxy must not sort rows by pod), that
+    share of them from ``SHIFTED`` (tag "shifted")."""
+    draw = random.Random(0)
 
-    host: str
-    glitch_every: int = 0
-    pause: float = 0.03
-    limit: int = 20_000
-    sent: list[Sent] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    def pick(_: int) -> tuple[list[float], str]:
+        shifted = draw.random() < share
+        return list(draw.choice(SHIFTED if shifted else ROWS)), "shifted" if shifted else ""
 
-    def start(self) -> Load:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> list[Sent]:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        return list(self.sent)
-
-    def _run(self) -> None:
-        for i in range(self.limit):
-            if self._stop.is_set():
-                return
-            glitched = bool(self.glitch_every) and i % self.glitch_every == 0
-            self.sent.append(self.call(GLITCH if glitched else ROWS[i % len(ROWS)], glitched))
-            time.sleep(self.pause)
-
-    def call(self, row: list[float], glitched: bool) -> Sent:
-        at = time.time()
-        request = urllib.request.Request(
-            f"http://{self.host}:8501/v1/models/iris:predict",
-            data=json.dumps({"instances": [row]}).encode(),
-            headers={"Content-Type": "application/json", "Connection": "close"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as answer:
-                ok = answer.status == 200 and "predictions" in json.loads(answer.read())
-                return Sent(at, glitched, ok)
-        except urllib.error.HTTPError as err:
-            return Sent(at, glitched, False, f"{err.code} {err.read()[:80]!r}")
-        except OSError as err:
-            return Sent(at, glitched, False, f"connection: {err}")
+    return Traffic(host, "iris", pick, pause=0.03).start()
 
 
 def version_errors(kubectl: Kubectl, ns: str, version: int) -> tuple[int, int]:
@@ -125,3 +123,28 @@ def version_errors(kubectl: Kubectl, ns: str, version: int) -> tuple[int, int]:
             pairs.append((None, analysis.parse(answer.read().decode())))
     win = analysis.version_window(pairs)
     return win.requests, win.errors
+
+
+def rollback_timing(
+    report: dict[str, Any], telling: list[Call], by_canary: list[Call]
+) -> dict[str, Any]:
+    """When traffic was 100 % stable after the end of the interval that failed the canary:
+    between the last of the ``telling`` calls (those whose answer names the version) that the
+    canary answered (``by_canary``) and the next one, which the stable version answered.
+    Seconds relative to the interval end; docs/notes/canary-*.md report them."""
+    last = last_answer_after(report["intervalEnd"], by_canary)
+    assert last is not None
+    later = [c for c in telling if c.at > max(c.at for c in by_canary)]
+    assert later, "no call after the canary's last answer"
+    return {
+        "metric": report["metric"],
+        "value": report["value"],
+        "threshold": report["threshold"],
+        "stable": report.get("stable"),
+        "failingIntervalEnd": report["intervalEnd"],
+        "rollbackDecidedAt": report["at"],
+        "lastCanaryAnswerAfterIntervalEndSeconds": round(last, 2),
+        "nextStableAnswerAfterIntervalEndSeconds": round(
+            last_answer_after(report["intervalEnd"], later[:1]) or 0.0, 2
+        ),
+    }

@@ -23,7 +23,8 @@ from tests.cluster.rollout import (
     wait_phase,
 )
 from tests.conftest import Kubectl, wait_for
-from tests.e2e.canary_world import Load, train_log_artifact
+from tests.e2e.canary_world import load as start_load
+from tests.e2e.canary_world import train_log_artifact
 from tests.e2e.rollout_world import Artifact, service_address, train_artifacts, version_obj
 from tests.e2e.test_rollout import SLOW, stable_is
 from tests.e2e.test_rollout_canary import ANALYSIS
@@ -162,7 +163,7 @@ def test_canary_rollback_alerts_with_the_breach_and_metrics_show_the_weight(
     mv = wait_phase(kubectl, namespace, "iris-v1", {"Stable", "Failed", "EvaluationFailed"}, SLOW)
     assert mv["status"]["phase"] == "Stable", mv["status"]
     wait_for("v1 serving", lambda: stable_is(kubectl, namespace, 1), timeout=60)
-    load = Load(service_address(kubectl, namespace), glitch_every=5).start()
+    load = start_load(service_address(kubectl, namespace), glitch_every=5)
     weights: list[float | None] = []
     try:
         canary = {"steps": [{"weight": 50, "durationSeconds": 120}], "analysis": ANALYSIS}

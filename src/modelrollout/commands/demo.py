@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "play the rollout story (evaluate, canary, promote, reject) on a local cluster"
+HELP = "play the rollout story (evaluate, canary, promote, roll back, reject) on a local cluster"
 DESCRIPTION = """\
 Bring up the local cluster, install the CRDs and the operator, and play a story
-with scikit-learn's bundled iris data: v1 becomes stable, a better v2 replaces
-it, a worse v3 is rejected while v2 keeps serving."""
+with scikit-learn's bundled iris data under a small load generator: v1 becomes
+stable, a better v2 passes a 50 % canary step and replaces it, v3 fails its
+canary analysis on glitched rows and is rolled back automatically, a worse v4
+is rejected offline while v2 keeps serving."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

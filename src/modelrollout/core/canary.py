@@ -116,8 +116,10 @@ def _prometheus(raw: Mapping[str, Any] | None) -> prom.PrometheusSpec | None:
 
 
 def _thresholds(raw: Mapping[str, Any]) -> tuple[Threshold, ...]:
+    """In ``METRICS`` order, whatever the order of the keys: the API server stores them
+    sorted, so without this ``jsDistance`` would be judged (and reported) before ``psi``."""
     out = []
-    for metric, limits in raw.items():
+    for metric, limits in sorted(raw.items(), key=lambda item: _rank(item[0])):
         if metric not in METRICS:
             raise CanarySpecError(f"thresholds: unknown metric {metric!r} (known: {METRICS})")
         unknown = set(limits) - {"max", "maxIncrease", "maxRatio"}
@@ -130,6 +132,10 @@ def _thresholds(raw: Mapping[str, Any]) -> tuple[Threshold, ...]:
             Threshold(metric, values.get("max"), values.get("maxIncrease"), values.get("maxRatio"))
         )
     return tuple(out)
+
+
+def _rank(metric: str) -> int:
+    return METRICS.index(metric) if metric in METRICS else len(METRICS)
 
 
 class Verdict(StrEnum):

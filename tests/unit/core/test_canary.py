@@ -114,6 +114,17 @@ def test_drift_fails() -> None:
     assert result.breach.value > 0.2
 
 
+def test_limits_are_judged_in_metric_order_whatever_the_key_order() -> None:
+    """The API server stores the thresholds' keys sorted (jsDistance before psi): the first
+    breach reported must not depend on it."""
+    limits = {"jsDistance": {"max": 0.1}, "psi": {"max": 0.1}, "errorRate": {"max": 0.5}}
+    spec = c.canary_from_dict({"analysis": {"thresholds": limits}})
+    assert [t.metric for t in spec.thresholds] == ["errorRate", "psi", "jsDistance"]
+    result = _judge(_win(), _win(preds={"0": 95, "1": 5}), spec)
+    assert result.breach is not None
+    assert result.breach.metric == "psi"
+
+
 def test_ratio_against_a_zero_stable_is_not_checked() -> None:
     spec = c.canary_from_dict({"analysis": {"thresholds": {"errorRate": {"maxRatio": 2}}}})
     assert _judge(_win(), _win(errors=10), spec).verdict is c.Verdict.PASSED
