@@ -7,6 +7,7 @@ rolled back, while a load generator calls the stable Service the whole time.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -22,9 +23,11 @@ from tests.cluster.rollout import (
     wait_phase,
 )
 from tests.conftest import Kubectl, wait_for
-from tests.e2e.canary_world import Load, train_log_artifact
+from tests.e2e.canary_world import GLITCH, ROWS, train_log_artifact
 from tests.e2e.rollout_world import Artifact, service_address, train_artifacts, version_obj
 from tests.e2e.test_rollout import SLOW, model_status, stable_is, start_with_v1
+
+from modelrollout.traffic import Traffic, cycle
 
 pytestmark = pytest.mark.e2e
 
@@ -57,6 +60,18 @@ def operator(
     proc.stop()
 
 
+class SwitchableLoad:
+    """The shared load generator through the stable Service: normal rows until ``glitch`` is
+    set, then every 5th call a glitched row (tag "odd") that v1 answers and v2 refuses."""
+
+    def __init__(self, host: str) -> None:
+        self.glitch = threading.Event()
+        self.traffic = Traffic(host, "iris", self.pick, pause=0.03).start()
+
+    def pick(self, i: int) -> tuple[list[float], str]:
+        return cycle(ROWS, GLITCH, 5 if self.glitch.is_set() else 0)(i)
+
+
 def selected_version(kubectl: Kubectl, ns: str) -> str | None:
     selector = get_json(kubectl, ns, "svc", "iris")["spec"]["selector"]
     return selector.get("modelrollout.io/version")
@@ -70,7 +85,7 @@ def test_regression_during_the_bake_rolls_back_to_the_previous_version(
     operator: OperatorProcess, kubectl: Kubectl, namespace: str, artifacts: dict[Any, Artifact]
 ) -> None:
     start_with_v1(kubectl, namespace, artifacts)
-    load = Load(service_address(kubectl, namespace)).start()
+    load = SwitchableLoad(service_address(kubectl, namespace))
     try:
         v2 = version_obj(
             2, artifacts["log"], canary=CANARY, promotion={"bakeSeconds": BAKE_SECONDS}
@@ -94,7 +109,7 @@ def test_regression_during_the_bake_rolls_back_to_the_previous_version(
         assert "bake ends" in v1["message"]
         assert version_status(kubectl, namespace, 2)["reason"] == "Baking"
         # The glitched rows start now: v2 answers them 400, v1 would answer them.
-        load.glitch_every = 5
+        load.glitch.set()
         glitches_from = time.time()
 
         def switched() -> float | None:
@@ -102,10 +117,11 @@ def test_regression_during_the_bake_rolls_back_to_the_previous_version(
 
         switched_at = wait_for("Service back on v1", switched, timeout=60, interval=0.05)
         mv = wait_phase(kubectl, namespace, "iris-v2", {"RolledBack", "Stable"}, 60)
-        after = len(load.sent)
-        wait_for("traffic after the rollback", lambda: len(load.sent) >= after + 40, timeout=60)
+        after = len(load.traffic.calls)
+        calls = load.traffic.calls
+        wait_for("traffic after the rollback", lambda: len(calls) >= after + 40, timeout=60)
     finally:
-        sent = load.stop()
+        sent = load.traffic.stop()
     status = mv["status"]
     assert (status["phase"], status["reason"]) == ("RolledBack", "BakeFailed")
     bake = status["bake"]
@@ -115,9 +131,13 @@ def test_regression_during_the_bake_rolls_back_to_the_previous_version(
     assert bake["baseline"]["requests"] >= 10
     assert bake["baseline"]["errors"] == 0
     report = bake["rollback"]
-    assert (report["metric"], report["kind"]) == ("errorRate", "max")
-    assert report["value"] > 0.02
-    assert report["threshold"] == pytest.approx(0.02)
+    # The interval in which the glitches began may see fewer than 1 in 5 glitched rows: then
+    # the relative limit against the baseline (0 errors + 0.01) is the one it breaks.
+    limit = {"max": 0.02, "maxIncrease": 0.01}
+    assert report["metric"] == "errorRate"
+    assert report["kind"] in limit
+    assert report["threshold"] == pytest.approx(limit[report["kind"]])
+    assert report["value"] > report["threshold"]
     assert report["stable"] == 0.0
     assert "rolled back to version 1" in status["message"]
     failed_intervals = [h for h in bake["history"] if h["verdict"] == "Failed"]
@@ -138,12 +158,12 @@ def test_regression_during_the_bake_rolls_back_to_the_previous_version(
     # Failures are glitched rows v2 answered 400, all sent after the glitches began.
     failures = [s for s in sent if not s.ok]
     assert failures
-    assert all(s.glitched and s.detail.startswith("400") for s in failures), failures[:3]
+    assert all(s.tag == "odd" and s.detail.startswith("400") for s in failures), failures[:3]
     assert min(s.at for s in failures) >= glitches_from
     # Every request sent after the Service pointed at v1 again was answered.
     later = [s for s in sent if s.at >= switched_at]
     assert len(later) >= 40
-    assert any(s.glitched for s in later)
+    assert any(s.tag == "odd" for s in later)
     assert all(s.ok for s in later), [s for s in later if not s.ok][:3]
     assert stable_is(kubectl, namespace, 1)
     wait_for(
@@ -159,6 +179,7 @@ def test_regression_during_the_bake_rolls_back_to_the_previous_version(
         json.dumps(
             {
                 "glitchesFrom": round(glitches_from, 2),
+                "breach": f"{report['kind']} {report['value']:.4f}",
                 "failingIntervalEnd": report["intervalEnd"],
                 "rollbackDecidedAt": report["at"],
                 "serviceOnV1SeenAt": round(switched_at, 2),
@@ -177,10 +198,10 @@ def test_without_a_canary_the_bake_compares_with_the_previous_versions_lifetime_
     """No canary steps and a relative threshold only: the failure can only come from the
     baseline, v1's own counters scraped when v2 was promoted."""
     start_with_v1(kubectl, namespace, artifacts)
-    load = Load(service_address(kubectl, namespace)).start()
+    load = SwitchableLoad(service_address(kubectl, namespace))
     relative = {**CANARY["analysis"], "thresholds": {"errorRate": {"maxIncrease": 0.01}}}
     try:
-        wait_for("v1 answered some traffic", lambda: len(load.sent) >= 40, timeout=60)
+        wait_for("v1 answered some traffic", lambda: len(load.traffic.calls) >= 40, timeout=60)
         canary = {"steps": [], "analysis": relative}
         v2 = version_obj(2, artifacts["log"], canary=canary, promotion={"bakeSeconds": 40})
         apply_obj(kubectl, namespace, v2)
@@ -191,11 +212,11 @@ def test_without_a_canary_the_bake_compares_with_the_previous_versions_lifetime_
             return status.get("reason") == "Baking"
 
         wait_for("v2 promoted and baking", baking, timeout=SLOW, interval=0.2)
-        load.glitch_every = 5
+        load.glitch.set()
         mv = wait_phase(kubectl, namespace, "iris-v2", {"RolledBack"}, 60)
         wait_for("Service back on v1", lambda: selected_version(kubectl, namespace) == "1")
     finally:
-        load.stop()
+        load.traffic.stop()
     bake = mv["status"]["bake"]
     assert "canary" not in mv["status"] or "stableTotals" not in mv["status"]["canary"]
     assert bake["baseline"]["source"] == "lifetime"
