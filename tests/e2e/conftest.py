@@ -1,4 +1,5 @@
-"""End-to-end fixtures: the node agent on the session's cluster, so pods really run."""
+"""End-to-end fixtures: the node agent on the session's cluster, so pods really run, and one
+operator per test module under the ServiceAccount and RBAC of manifests/."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+from tests.cluster.rollout import OperatorProcess, install_operator_rbac
+from tests.conftest import Kubectl
 
 if TYPE_CHECKING:
     from modelrollout.cluster.controlplane import LocalCluster
@@ -28,3 +31,14 @@ def node(cluster: LocalCluster) -> Iterator[str]:
     yield NODE_NAME
     if not already:
         stop_node_agent(cluster)
+
+
+@pytest.fixture(scope="module")
+def operator(
+    cluster: LocalCluster, node: str, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """One operator process for the test module, stopped after it."""
+    kubeconfig = install_operator_rbac(kubectl, cluster)
+    proc = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator")).start()
+    yield proc
+    proc.stop()

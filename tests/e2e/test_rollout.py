@@ -9,7 +9,6 @@ version serving, and an operator killed in the middle of each phase.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from tests.cluster.rollout import (
     OperatorProcess,
     apply_obj,
     get_json,
-    install_operator_rbac,
     iris_model,
     wait_event,
     wait_phase,
@@ -33,16 +31,6 @@ SLOW = 240.0
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Artifact]:
     return train_artifacts(tmp_path_factory.mktemp("artifacts"))
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: Any, node: str, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    kubeconfig = install_operator_rbac(kubectl, cluster)
-    proc = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator")).start()
-    yield proc
-    proc.stop()
 
 
 def model_status(kubectl: Kubectl, ns: str) -> dict[str, Any]:

@@ -18,7 +18,6 @@ import pytest
 from tests.cluster.rollout import (
     OperatorProcess,
     apply_obj,
-    install_operator_rbac,
     iris_model,
     wait_phase,
 )
@@ -39,16 +38,6 @@ pytestmark = pytest.mark.e2e
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[Any, Artifact]:
     directory = tmp_path_factory.mktemp("artifacts")
     return {**train_artifacts(directory), "log": train_log_artifact(directory)}
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: Any, node: str, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    kubeconfig = install_operator_rbac(kubectl, cluster)
-    proc = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator")).start()
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture

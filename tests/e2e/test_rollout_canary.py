@@ -9,7 +9,6 @@ traffic returns to v1 first, and v1 answered every request that reached it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from tests.cluster.rollout import (
     OperatorProcess,
     apply_obj,
     get_json,
-    install_operator_rbac,
     wait_event,
     wait_phase,
 )
@@ -41,16 +39,6 @@ ANALYSIS = {
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[Any, Artifact]:
     directory = tmp_path_factory.mktemp("artifacts")
     return {**train_artifacts(directory), "log": train_log_artifact(directory)}
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: Any, node: str, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    kubeconfig = install_operator_rbac(kubectl, cluster)
-    proc = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator")).start()
-    yield proc
-    proc.stop()
 
 
 def selector(kubectl: Kubectl, ns: str) -> dict[str, str]:

@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.cluster.rollout import OperatorProcess, apply_obj, install_operator_rbac, wait_phase
+from tests.cluster.rollout import OperatorProcess, apply_obj, wait_phase
 from tests.conftest import Kubectl
 from tests.e2e.canary_world import load as start_load
 from tests.e2e.canary_world import train_log_artifact
@@ -39,16 +38,6 @@ ERROR_RATIO = (
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[Any, Artifact]:
     directory = tmp_path_factory.mktemp("artifacts")
     return {**train_artifacts(directory), "log": train_log_artifact(directory)}
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: Any, node: str, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    kubeconfig = install_operator_rbac(kubectl, cluster)
-    proc = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator")).start()
-    yield proc
-    proc.stop()
 
 
 class PodTargets:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,7 +17,6 @@ from tests.cluster.rollout import (
     OperatorProcess,
     apply_obj,
     get_json,
-    install_operator_rbac,
     wait_event,
     wait_phase,
 )
@@ -53,16 +51,6 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[Any, Artifact]:
         "log": train_log_artifact(directory),
         "slow": train_slow_artifact(directory),
     }
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: Any, node: str, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    kubeconfig = install_operator_rbac(kubectl, cluster)
-    proc = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator")).start()
-    yield proc
-    proc.stop()
 
 
 def canary(weight: int, seconds: int, **thresholds: Any) -> dict[str, Any]:

@@ -9,7 +9,6 @@ canary gives the route back to the stable version before its pods go.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from tests.cluster.rollout import (
     OperatorProcess,
     apply_obj,
     get_json,
-    install_operator_rbac,
     iris_model,
     wait_event,
     wait_phase,
@@ -28,7 +26,7 @@ from tests.e2e.test_rollout import SLOW, model_status, stable_is
 
 from modelrollout.core import routes as r
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("peer_crds")]
 
 STEPS = {"steps": [{"weight": 30, "durationSeconds": 6}, {"weight": 60, "durationSeconds": 6}]}
 
@@ -36,20 +34,6 @@ STEPS = {"steps": [{"weight": 30, "durationSeconds": 6}, {"weight": 60, "duratio
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Artifact]:
     return train_artifacts(tmp_path_factory.mktemp("artifacts"))
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: Any,
-    node: str,
-    kubectl: Kubectl,
-    peer_crds: list[str],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OperatorProcess]:
-    kubeconfig = install_operator_rbac(kubectl, cluster)
-    proc = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator")).start()
-    yield proc
-    proc.stop()
 
 
 def backends(kubectl: Kubectl, ns: str, kind: r.RouteKind, name: str) -> list[list[Any]]:

@@ -13,20 +13,12 @@ cd "$(dirname "$0")"
 log() { printf '\033[1m[kube-build]\033[0m %s\n' "$*" >&2; }
 
 KUBE_VERSION=v1.37.2
-# The official Go tarball's place, for shells whose PATH lacks it.
-if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
-    PATH=/usr/local/go/bin:$PATH
-fi
-if ! command -v go >/dev/null 2>&1; then
-    log "ERROR: the Go toolchain is not on PATH; install Go 1.26+ (https://go.dev/dl) or put"
-    log "       /usr/local/go/bin on PATH, then re-run: bash tools/kube/build.sh"
-    exit 1
-fi
+source ../go-env.sh
+require_go "bash tools/kube/build.sh"
 
 go_version=$(go version)
-hash=$( { cat go.mod go.sum build.sh; echo "$go_version"; } | sha256sum | cut -c1-16)
-cache_root=${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}/kube
-out=$cache_root/$hash/bin
+dir=$(cache_dir kube go.mod go.sum build.sh <(go version))
+out=$dir/bin
 binaries=(kube-apiserver kube-controller-manager kubectl etcd)
 
 if [[ ${1:-} == --print-dir ]]; then
@@ -54,7 +46,7 @@ done
 
 export CGO_ENABLED=0
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-trimpath -buildvcs=false"
-tmp=$cache_root/$hash/bin.partial.$$
+tmp=$dir/bin.partial.$$
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp"
 

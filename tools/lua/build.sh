@@ -10,17 +10,10 @@ cd "$(dirname "$0")"
 
 log() { printf '\033[1m[lua-build]\033[0m %s\n' "$*" >&2; }
 
-if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
-    PATH=/usr/local/go/bin:$PATH
-fi
-if ! command -v go >/dev/null 2>&1; then
-    log "ERROR: the Go toolchain is not on PATH; install Go 1.26+ or put /usr/local/go/bin"
-    log "       on PATH, then re-run: bash tools/lua/build.sh"
-    exit 1
-fi
+source ../go-env.sh
+require_go "bash tools/lua/build.sh"
 
-hash=$( { cat go.mod go.sum build.sh ./*.go; go version; } | sha256sum | cut -c1-16)
-out=${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}/lua/$hash/luacheck
+out=$(cache_dir lua go.mod go.sum build.sh ./*.go <(go version))/luacheck
 
 if [[ ${1:-} == --print-path ]]; then
     echo "$out"

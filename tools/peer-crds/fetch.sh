@@ -11,17 +11,10 @@ cd "$(dirname "$0")"
 
 log() { printf '\033[1m[peer-crds]\033[0m %s\n' "$*" >&2; }
 
-if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
-    PATH=/usr/local/go/bin:$PATH
-fi
-if ! command -v go >/dev/null 2>&1; then
-    log "ERROR: the Go toolchain is not on PATH; install Go 1.26+ (https://go.dev/dl) or put"
-    log "       /usr/local/go/bin on PATH, then re-run: bash tools/peer-crds/fetch.sh"
-    exit 1
-fi
+source ../go-env.sh
+require_go "bash tools/peer-crds/fetch.sh"
 
-hash=$(cat go.mod go.sum fetch.sh | sha256sum | cut -c1-16)
-out=${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}/peer-crds/$hash
+out=$(cache_dir peer-crds go.mod go.sum fetch.sh)
 files=(httproutes.yaml grpcroutes.yaml virtualservices.yaml)
 
 if [[ ${1:-} == --print-dir ]]; then

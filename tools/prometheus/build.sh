@@ -16,20 +16,12 @@ cd "$(dirname "$0")"
 log() { printf '\033[1m[prometheus-build]\033[0m %s\n' "$*" >&2; }
 
 PROMETHEUS_VERSION=3.16.0
-# The official Go tarball's place, for shells whose PATH lacks it.
-if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
-    PATH=/usr/local/go/bin:$PATH
-fi
-if ! command -v go >/dev/null 2>&1; then
-    log "ERROR: the Go toolchain is not on PATH; install Go 1.26.7+ (https://go.dev/dl) or put"
-    log "       /usr/local/go/bin on PATH, then re-run: bash tools/prometheus/build.sh"
-    exit 1
-fi
+source ../go-env.sh
+require_go "bash tools/prometheus/build.sh"
 
 go_version=$(go version)
-hash=$( { cat go.mod go.sum build.sh; echo "$go_version"; } | sha256sum | cut -c1-16)
-cache_root=${MODELROLLOUT_CACHE:-$HOME/.cache/modelrollout}/prometheus
-out=$cache_root/$hash/bin
+dir=$(cache_dir prometheus go.mod go.sum build.sh <(go version))
+out=$dir/bin
 
 if [[ ${1:-} == --print-dir ]]; then
     echo "$out"
@@ -50,7 +42,7 @@ ldflags+=" -X $pkg.Revision=v0.316.0 -X $pkg.BuildUser=modelrollout -X $pkg.Buil
 
 export CGO_ENABLED=0
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-trimpath -buildvcs=false"
-tmp=$cache_root/$hash/bin.partial.$$
+tmp=$dir/bin.partial.$$
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp"
 
