@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +17,6 @@ from tests.cluster.rollout import (
     OperatorProcess,
     apply_obj,
     get_json,
-    install_operator_rbac,
     wait_event,
     wait_phase,
 )
@@ -48,16 +46,6 @@ BAKE_SECONDS = 40
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[Any, Artifact]:
     directory = tmp_path_factory.mktemp("artifacts")
     return {**train_artifacts(directory), "log": train_log_artifact(directory)}
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: Any, node: str, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    kubeconfig = install_operator_rbac(kubectl, cluster)
-    proc = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator")).start()
-    yield proc
-    proc.stop()
 
 
 class SwitchableLoad:
