@@ -47,11 +47,19 @@ def kube_from(kubeconfig: Any) -> Iterator[Kube]:
     api.close()
 
 
-def router(kube: Kube, ns: str, raw: dict[str, Any]) -> RouteRouter:
+@pytest.fixture
+def iris(kubectl: Kubectl, namespace: str) -> Owner:
+    """The Model that owns the routes, really stored: the garbage collector deletes an object
+    whose owner reference names a uid that does not exist (as soon as it watches the kind)."""
+    assert apply(kubectl, namespace, iris_model()).returncode == 0
+    return Owner("Model", "iris", get(kubectl, namespace, "model", "iris")["metadata"]["uid"])
+
+
+def router(kube: Kube, ns: str, raw: dict[str, Any], owner: Owner) -> RouteRouter:
     traffic = s.traffic_from_dict(raw)
     target = r.route_target("iris", traffic)
     assert target is not None
-    params = r.RouteParams(ns, "iris", Owner("Model", "iris", "uid-of-iris"), traffic)
+    params = r.RouteParams(ns, "iris", owner, traffic)
     return RouteRouter(kube, ns, target, lambda stable: r.owned_route(params, stable))
 
 
@@ -73,10 +81,10 @@ def backends(kind: r.RouteKind, route: dict[str, Any]) -> list[list[tuple[str, i
 
 @pytest.mark.parametrize("kind", sorted(ROUTERS))
 def test_owned_route_is_created_walked_and_switched_through_the_api_server(
-    admin: Kube, kubectl: Kubectl, namespace: str, kind: str
+    admin: Kube, kubectl: Kubectl, namespace: str, iris: Owner, kind: str
 ) -> None:
     rk = r.KINDS[kind]
-    routed = router(admin, namespace, ROUTERS[kind])
+    routed = router(admin, namespace, ROUTERS[kind], iris)
     at30 = routed.set_weight(r.Split("iris-v1", "iris-v2", 30))
     assert at30.problem is None, at30.route
     assert (at30.route["stableWeight"], at30.route["canaryWeight"], at30.canary_percent) == (
@@ -128,12 +136,12 @@ PERSONS_ROUTE: dict[str, Any] = {
 
 
 def test_a_persons_route_keeps_everything_but_our_two_weights(
-    admin: Kube, kubectl: Kubectl, namespace: str
+    admin: Kube, kubectl: Kubectl, namespace: str, iris: Owner
 ) -> None:
     kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(PERSONS_ROUTE))
     before = get(kubectl, namespace, "httproute", "shop")
     routed = router(
-        admin, namespace, {"router": "gateway-api", "gatewayAPI": {"routeName": "shop"}}
+        admin, namespace, {"router": "gateway-api", "gatewayAPI": {"routeName": "shop"}}, iris
     )
     report = routed.set_weight(r.Split("iris-v1", "iris-v2", 30))
     assert report.problem is None, report.route
@@ -154,30 +162,30 @@ def test_a_persons_route_keeps_everything_but_our_two_weights(
 
 
 def test_a_missing_route_is_reported_and_restore_does_not_fail_on_it(
-    admin: Kube, namespace: str
+    admin: Kube, namespace: str, iris: Owner
 ) -> None:
     raw = {"router": "istio", "istio": {"virtualServiceName": "nowhere"}}
-    report = router(admin, namespace, raw).set_weight(r.Split("iris-v1", "iris-v2", 30))
+    report = router(admin, namespace, raw, iris).set_weight(r.Split("iris-v1", "iris-v2", 30))
     assert report.canary_percent == 0
     assert report.problem is not None
     assert "VirtualService" in report.problem
     assert "not found" in report.problem
-    restored = router(admin, namespace, raw).restore(r.Split("iris-v1", "iris-v2"))
+    restored = router(admin, namespace, raw, iris).restore(r.Split("iris-v1", "iris-v2"))
     assert restored.problem is not None
 
 
 def test_without_rbac_on_routes_the_weight_is_not_set_and_restore_refuses(
-    cluster: Any, admin: Kube, kubectl: Kubectl, namespace: str
+    cluster: Any, admin: Kube, kubectl: Kubectl, namespace: str, iris: Owner
 ) -> None:
     kubectl("create", "serviceaccount", "nobody", "-n", namespace)
     wait_for(
         "ServiceAccount nobody",
         lambda: kubectl("get", "sa", "nobody", "-n", namespace, check=False).returncode == 0,
     )
-    routed = router(admin, namespace, ROUTERS["HTTPRoute"])
+    routed = router(admin, namespace, ROUTERS["HTTPRoute"], iris)
     assert routed.set_weight(r.Split("iris-v1", "iris-v2", 50)).canary_percent == 50
     for kube in kube_from(cluster.service_account_kubeconfig(namespace, "nobody")):
-        refused = router(kube, namespace, ROUTERS["HTTPRoute"])
+        refused = router(kube, namespace, ROUTERS["HTTPRoute"], iris)
         report = refused.set_weight(r.Split("iris-v1", "iris-v2", 80))
         assert report.problem is not None
         assert "forbidden" in report.problem
@@ -189,12 +197,14 @@ def test_without_rbac_on_routes_the_weight_is_not_set_and_restore_refuses(
 
 
 def test_the_operators_own_rbac_writes_every_kind_of_route(
-    cluster: Any, kubectl: Kubectl, namespace: str
+    cluster: Any, kubectl: Kubectl, namespace: str, iris: Owner
 ) -> None:
     kubeconfig = install_operator_rbac(kubectl, cluster)
     for kube in kube_from(kubeconfig):
         for kind, raw in ROUTERS.items():
-            report = router(kube, namespace, raw).set_weight(r.Split("iris-v1", "iris-v2", 20))
+            report = router(kube, namespace, raw, iris).set_weight(
+                r.Split("iris-v1", "iris-v2", 20)
+            )
             assert report.problem is None, (kind, report.route)
             assert report.canary_percent == 20
 
