@@ -4,22 +4,28 @@
 Brings up a local cluster (its own name), the node agent and the operator under the RBAC of
 manifests/, plays a story that passes through every phase the operator reaches today
 (Pending, Deploying, Evaluating, paused, Promoting, Stable, KeepingWarm, Superseded,
-EvaluationFailed, retry, Failed by a bad artifact, Failed by abort, DeletionHeld), and writes
-each distinct (kind, name, phase, reason) it observes to
-manifests/argocd/resource_customizations/modelrollout.io/<Kind>/testdata/captured/.
+EvaluationFailed, retry, Failed by a bad artifact, Failed by abort; then, under load through
+the stable Service: a two-step canary paused on the way, a bake, a canary rolled back by
+glitched rows, a bake rolled back by them; DeletionHeld last), and writes each distinct
+(kind, name, phase, reason) it observes to
+manifests/argocd/resource_customizations/modelrollout.io/<Kind>/testdata/captured/ (emptied
+first, so the directory holds one run). A Model has no reason: its key names the phase of the
+version its message is about ("version 6 is Canary").
 
 Only managedFields, resourceVersion and kubectl's last-applied annotation are removed (noise
 that changes every run); everything else is as the API server returned it.
-Usage: .venv/bin/python scripts/capture-argocd-states.py   (about 5 minutes on 2 cores)
+Usage: .venv/bin/python scripts/capture-argocd-states.py   (about 10 minutes on 2 cores)
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +34,20 @@ sys.path.insert(0, str(REPO))
 OUT = REPO / "manifests" / "argocd" / "resource_customizations" / "modelrollout.io"
 NS = "capture"
 SLOW = 300.0
+Phases = tuple[str, str]
+ANALYSIS = {
+    "intervalSeconds": 5,
+    "minRequests": 10,
+    "maxInconclusiveSeconds": 60,
+    "thresholds": {"errorRate": {"max": 0.02, "maxIncrease": 0.01}},
+}
+"""Short intervals as in tests/e2e/test_rollout_canary.py."""
+TWO_STEPS = {
+    "steps": [{"weight": 25, "durationSeconds": 10}, {"weight": 50, "durationSeconds": 10}],
+    "analysis": ANALYSIS,
+}
+ONE_STEP = {"steps": [{"weight": 50, "durationSeconds": 10}], "analysis": ANALYSIS}
+NO_CANARY = {"steps": [], "analysis": ANALYSIS}
 
 
 def sanitize(obj: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +88,7 @@ class Recorder(threading.Thread):
                 item["kind"],
                 item["metadata"]["name"],
                 str(status.get("phase") or "NoStatus"),
-                str(status.get("reason") or ""),
+                str(status.get("reason") or about(status)),
                 deleting,
             )
             if key in self.seen:
@@ -82,16 +102,22 @@ class Recorder(threading.Thread):
             print(f"captured {path.relative_to(REPO)}", flush=True)
 
 
+def about(status: dict[str, Any]) -> str:
+    """The phase of the version a Model's message names ("version 6 is Canary" -> Canary)."""
+    _, found, rest = str(status.get("message") or "").partition(" is ")
+    return rest.split(";")[0].strip() if found else ""
+
+
 def annotate(kubectl: Any, name: str, key: str, value: str) -> None:
     kubectl("annotate", "--overwrite", "-n", NS, "mv", name, f"{key}={value}")
 
 
-def story(kubectl: Any, artifacts: dict[int, Any]) -> None:
+def story(kubectl: Any, artifacts: dict[Any, Any]) -> None:
     from tests.cluster.rollout import apply_obj, iris_model, wait_phase
     from tests.conftest import wait_for
     from tests.e2e.rollout_world import Artifact, version_obj
 
-    def phase(name: str) -> tuple[str, str]:
+    def phase(name: str) -> Phases:
         out = kubectl("get", "mv", name, "-n", NS, "-o", "json", check=False)
         status = json.loads(out.stdout).get("status") or {} if out.returncode == 0 else {}
         return str(status.get("phase") or ""), str(status.get("reason") or "")
@@ -120,14 +146,61 @@ def story(kubectl: Any, artifacts: dict[int, Any]) -> None:
     wait_for("v5 deploying", lambda: phase("iris-v5")[0] in {"Deploying", "Evaluating"}, SLOW, 0.2)
     annotate(kubectl, "iris-v5", "modelrollout.io/abort", "capture-1")
     wait_phase(kubectl, NS, "iris-v5", {"Failed"}, 60)
-    kubectl("delete", "mv", "iris-v2", "-n", NS, "--wait=false")
-    wait_for("v2 deletion held", lambda: phase("iris-v2")[1] == "DeletionHeld", 60, 0.2)
+    canary_story(kubectl, artifacts, phase)
+    kubectl("delete", "mv", "iris-v6", "-n", NS, "--wait=false")
+    wait_for("v6 deletion held", lambda: phase("iris-v6")[1] == "DeletionHeld", 60, 0.2)
     time.sleep(2)
+
+
+def canary_story(kubectl: Any, artifacts: dict[Any, Any], phase: Callable[[str], Phases]) -> None:
+    """Canary, pause, bake and both rollbacks, with the product's load generator calling the
+    stable Service throughout (every 5th row glitched while ``glitch`` is set: the log model
+    answers those 400, the scaling-only ones answer them)."""
+    from tests.cluster.rollout import apply_obj, wait_phase
+    from tests.conftest import wait_for
+    from tests.e2e.rollout_world import service_address, version_obj
+    from tests.e2e.test_rollout_bake import SwitchableLoad
+
+    def reason_is(name: str, reason: str) -> bool:
+        got = phase(name)
+        assert got[0] not in ("Failed", "EvaluationFailed"), (name, got)
+        return got[1] == reason
+
+    load = SwitchableLoad(service_address(kubectl, NS))
+    try:
+        print("v6: good, two canary steps, paused in the first, then a 20 s bake", flush=True)
+        bake = {"bakeSeconds": 20}
+        apply_obj(kubectl, NS, version_obj(6, artifacts[2], canary=TWO_STEPS, promotion=bake))
+        wait_phase(kubectl, NS, "iris-v6", {"Canary"}, SLOW)
+        annotate(kubectl, "iris-v6", "modelrollout.io/paused", "true")
+        wait_for("v6 canary paused", lambda: reason_is("iris-v6", "Paused"), 60, 0.2)
+        time.sleep(2)
+        annotate(kubectl, "iris-v6", "modelrollout.io/paused", "false")
+        wait_for("v6 baking", lambda: reason_is("iris-v6", "Baking"), SLOW, 0.2)
+        wait_for("v6 baked", lambda: reason_is("iris-v6", "Baked"), 120, 0.2)
+        print("v7: the log model, one canary step, glitched rows from the start", flush=True)
+        load.glitch.set()
+        apply_obj(kubectl, NS, version_obj(7, artifacts["log"], canary=ONE_STEP))
+        wait_phase(kubectl, NS, "iris-v7", {"RolledBack"}, SLOW)
+        load.glitch.clear()
+        print("v8: the log model, no canary, a 60 s bake; glitched rows once it bakes", flush=True)
+        bake = {"bakeSeconds": 60}
+        apply_obj(kubectl, NS, version_obj(8, artifacts["log"], canary=NO_CANARY, promotion=bake))
+        wait_for("v8 baking", lambda: reason_is("iris-v8", "Baking"), SLOW, 0.2)
+        time.sleep(1)
+        load.glitch.set()
+        wait_phase(kubectl, NS, "iris-v8", {"RolledBack"}, 90)
+        wait_for("v6 serving again", lambda: phase("iris-v6") == ("Stable", "Serving"), 30, 0.2)
+    finally:
+        calls = load.traffic.stop()
+    failed = [c for c in calls if not c.ok]
+    print(f"load: {len(calls)} calls, {len(failed)} failed (glitched rows the log model refused)")
 
 
 def main() -> int:
     from tests.cluster.rollout import OperatorProcess, install_operator_rbac
     from tests.conftest import Kubectl
+    from tests.e2e.canary_world import train_log_artifact
     from tests.e2e.rollout_world import train_artifacts
 
     from modelrollout.cluster.controlplane import LocalCluster
@@ -144,7 +217,9 @@ def main() -> int:
         start_node_agent(cluster)
         operator = OperatorProcess(install_operator_rbac(kubectl, cluster), work).start()
         kubectl("create", "namespace", NS)
-        artifacts = train_artifacts(work)
+        artifacts: dict[Any, Any] = {**train_artifacts(work), "log": train_log_artifact(work)}
+        for kind in ("Model", "ModelVersion"):
+            shutil.rmtree(OUT / kind / "testdata" / "captured", ignore_errors=True)
         recorder.start()
         story(kubectl, artifacts)
     finally:

@@ -1,6 +1,6 @@
 -- Argo CD health of a modelrollout.io Model, read from the summary the operator writes:
 -- status.phase (Ready, Progressing, Degraded, NoStableVersion), status.message,
--- status.conditions and status.observedGeneration.
+-- status.canaryWeight, status.conditions and status.observedGeneration.
 -- Only Lua's base library is used, so the script also runs from argocd-cm.
 local hs = {}
 local meta = obj.metadata or {}
@@ -39,6 +39,11 @@ local phase = status.phase
 local message = phase
 if status.message ~= nil and status.message ~= "" then
   message = phase .. ": " .. status.message
+end
+
+-- While a canary runs, the share of user traffic the candidate gets (Model.status.canaryWeight).
+if type(status.canaryWeight) == "number" and status.canaryWeight > 0 then
+  message = message .. " [" .. status.canaryWeight .. "% of traffic]"
 end
 
 if phase == "Ready" then

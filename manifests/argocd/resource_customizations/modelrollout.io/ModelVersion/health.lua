@@ -52,6 +52,60 @@ local phase = status.phase
 local reason = status.reason
 local message = explain(phase, reason, status.message)
 
+-- " [step 2/3, 30%]" from status.canary (step counts from 0; the weight is the share the
+-- version really gets, achievedWeight, else the step's weight), "" for what it lacks.
+local function canaryPosition(canary)
+  if canary == nil then
+    return ""
+  end
+  local position = nil
+  if type(canary.step) == "number" and type(canary.steps) == "number" then
+    position = "step " .. (canary.step + 1) .. "/" .. canary.steps
+  end
+  local weight = canary.achievedWeight
+  if type(weight) ~= "number" then
+    weight = canary.weight
+  end
+  if type(weight) == "number" then
+    if position == nil then
+      position = weight .. "%"
+    else
+      position = position .. ", " .. weight .. "%"
+    end
+  end
+  if position == nil then
+    return ""
+  end
+  return " [" .. position .. "]"
+end
+
+if phase == "Canary" then
+  -- Part of user traffic reaches this version while its analysis runs.
+  if reason == "Paused" then
+    hs.status = "Suspended"
+  else
+    hs.status = "Progressing"
+  end
+  hs.message = message .. canaryPosition(status.canary)
+  return hs
+end
+
+if phase == "Stable" and reason == "Baking" then
+  -- Promoted but on probation: a failing bake interval still rolls it back, so a sync wave
+  -- must not move on yet (as Argo Rollouts reports Progressing until fully promoted).
+  hs.status = "Progressing"
+  hs.message = message
+  return hs
+end
+
+if phase == "Stable" and reason == "BakeFailedNoPrevious" then
+  -- The bake found a regression but the previous version was no longer warm: this version
+  -- keeps serving with it, and only a person can fix that.
+  hs.status = "Degraded"
+  hs.message = message
+  return hs
+end
+
 if phase == "Stable" or phase == "Superseded" then
   -- Stable serves (also while its deletion is held for want of a successor);
   -- Superseded was replaced on purpose. Neither needs anyone's attention.

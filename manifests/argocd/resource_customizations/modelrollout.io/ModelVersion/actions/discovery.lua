@@ -13,8 +13,11 @@ local truthy = {["true"] = true, ["True"] = true, ["TRUE"] = true, ["yes"] = tru
   ["Yes"] = true, ["YES"] = true, ["1"] = true, ["on"] = true, ["On"] = true, ["ON"] = true}
 local paused = truthy[annotations["modelrollout.io/paused"]] == true
 
+-- In flight = the operator's IN_FLIGHT: abort and pause act there (a Canary too: abort
+-- restores the stable route first). Promote skips the gates and is ignored once the
+-- evaluation passed (Canary, Promoting); nothing acts on a Stable version, baking or not.
 local inFlight = phase == "Pending" or phase == "Deploying" or phase == "Evaluating"
-  or phase == "Promoting"
+  or phase == "Canary" or phase == "Promoting"
 local promotable = phase == "Pending" or phase == "Deploying" or phase == "Evaluating"
   or phase == "EvaluationFailed"
 local retryable = phase == "EvaluationFailed" or phase == "RolledBack" or phase == "Failed"
