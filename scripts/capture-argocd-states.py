@@ -10,7 +10,8 @@ glitched rows, a bake rolled back by them; DeletionHeld last), and writes each d
 (kind, name, phase, reason) it observes to
 manifests/argocd/resource_customizations/modelrollout.io/<Kind>/testdata/captured/ (emptied
 first, so the directory holds one run). A Model has no reason: its key names the phase of the
-version its message is about ("version 6 is Canary").
+version its message is about ("version 6 is Canary"), and whether a bake rollback restored a
+lower stable version.
 
 Only managedFields, resourceVersion and kubectl's last-applied annotation are removed (noise
 that changes every run); everything else is as the API server returned it.
@@ -103,9 +104,20 @@ class Recorder(threading.Thread):
 
 
 def about(status: dict[str, Any]) -> str:
-    """The phase of the version a Model's message names ("version 6 is Canary" -> Canary)."""
+    """The phase of the version a Model's message names ("version 6 is Canary" -> Canary),
+    and "StableRestored" once a bake rollback gave the Service back to a lower version."""
     _, found, rest = str(status.get("message") or "").partition(" is ")
-    return rest.split(";")[0].strip() if found else ""
+    named = rest.split(";")[0].strip() if found else ""
+    stable, previous = status.get("stableVersion"), status.get("previousVersion")
+    if isinstance(stable, int) and isinstance(previous, int) and previous > stable:
+        return "_".join(part for part in (named, "StableRestored") if part)
+    return named
+
+
+def stable_version(kubectl: Any) -> int | None:
+    out = kubectl("get", "model", "iris", "-n", NS, "-o", "json", check=False)
+    status = json.loads(out.stdout).get("status") or {} if out.returncode == 0 else {}
+    return status.get("stableVersion")
 
 
 def annotate(kubectl: Any, name: str, key: str, value: str) -> None:
@@ -190,7 +202,8 @@ def canary_story(kubectl: Any, artifacts: dict[Any, Any], phase: Callable[[str],
         time.sleep(1)
         load.glitch.set()
         wait_phase(kubectl, NS, "iris-v8", {"RolledBack"}, 90)
-        wait_for("v6 serving again", lambda: phase("iris-v6") == ("Stable", "Serving"), 30, 0.2)
+        wait_for("v6 the stable version again", lambda: stable_version(kubectl) == 6, 30, 0.2)
+        time.sleep(12)  # v6's next pass (idle requeue 10 s) and the Model's summary
     finally:
         calls = load.traffic.stop()
     failed = [c for c in calls if not c.ok]

@@ -1,5 +1,6 @@
 -- Argo CD health of a modelrollout.io ModelVersion, read from what the operator writes:
--- status.phase, status.reason, status.message, status.conditions, status.observedGeneration.
+-- status.phase, status.reason, status.message, status.conditions, status.observedGeneration,
+-- status.canary (step and weight) and status.bake (whether the bake window still runs).
 -- Only Lua's base library is used, so the script also runs from argocd-cm, where Argo CD
 -- opens no string or math library.
 local hs = {}
@@ -52,37 +53,40 @@ local phase = status.phase
 local reason = status.reason
 local message = explain(phase, reason, status.message)
 
--- " [step 2/3, 30%]" from status.canary (step counts from 0; the weight is the share the
--- version really gets, achievedWeight, else the step's weight), "" for what it lacks.
+-- " [step 2/3, 30%]" from status.canary (step counts from 0; when the replicas router cannot
+-- reach the step's weight, "[step 1/2, 25% asked, 50% reached]"), "" for what it lacks.
 local function canaryPosition(canary)
-  if canary == nil then
+  if type(canary) ~= "table" then
     return ""
   end
-  local position = nil
+  local parts = {}
   if type(canary.step) == "number" and type(canary.steps) == "number" then
-    position = "step " .. (canary.step + 1) .. "/" .. canary.steps
+    parts[#parts + 1] = "step " .. (canary.step + 1) .. "/" .. canary.steps
   end
-  local weight = canary.achievedWeight
-  if type(weight) ~= "number" then
-    weight = canary.weight
+  local asked, reached = canary.weight, canary.achievedWeight
+  if type(asked) == "number" and type(reached) == "number" and asked ~= reached then
+    parts[#parts + 1] = asked .. "% asked, " .. reached .. "% reached"
+  elseif type(reached) == "number" then
+    parts[#parts + 1] = reached .. "%"
+  elseif type(asked) == "number" then
+    parts[#parts + 1] = asked .. "%"
   end
-  if type(weight) == "number" then
-    if position == nil then
-      position = weight .. "%"
-    else
-      position = position .. ", " .. weight .. "%"
-    end
-  end
-  if position == nil then
+  if #parts == 0 then
     return ""
   end
-  return " [" .. position .. "]"
+  local text = parts[1]
+  for i = 2, #parts do
+    text = text .. ", " .. parts[i]
+  end
+  return " [" .. text .. "]"
 end
 
 if phase == "Canary" then
   -- Part of user traffic reaches this version while its analysis runs.
   if reason == "Paused" then
     hs.status = "Suspended"
+  elseif reason == "ModelNotFound" then
+    hs.status = "Degraded"
   else
     hs.status = "Progressing"
   end
@@ -90,7 +94,11 @@ if phase == "Canary" then
   return hs
 end
 
-if phase == "Stable" and reason == "Baking" then
+-- status.bake without a result: the bake window runs (reason Promoted on the first pass,
+-- Baking after it), as the operator's bake.running reads it.
+local bake = status.bake
+local baking = type(bake) == "table" and (bake.result == nil or bake.result == "")
+if phase == "Stable" and (reason == "Baking" or baking) then
   -- Promoted but on probation: a failing bake interval still rolls it back, so a sync wave
   -- must not move on yet (as Argo Rollouts reports Progressing until fully promoted).
   hs.status = "Progressing"
