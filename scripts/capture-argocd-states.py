@@ -15,7 +15,7 @@ lower stable version.
 
 Only managedFields, resourceVersion and kubectl's last-applied annotation are removed (noise
 that changes every run); everything else is as the API server returned it.
-Usage: .venv/bin/python scripts/capture-argocd-states.py   (about 10 minutes on 2 cores)
+Usage: .venv/bin/python scripts/capture-argocd-states.py   (about 5 minutes on 2 cores)
 """
 
 from __future__ import annotations
