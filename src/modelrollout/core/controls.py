@@ -1,5 +1,7 @@
 """Manual control through annotations: abort, retry, promote (once per value) and pause.
 
+Promote skips the evaluation gates before the canary, and the remaining steps during it.
+
 Each action annotation acts once per distinct value; the value acted upon is
 recorded in ``status.handled``, so the operator never has to rewrite the
 user's metadata (which would make Argo CD see drift).
@@ -79,6 +81,8 @@ def _retry(obs: Observed, token: str, handled: Mapping[str, Any]) -> Decision:
 
 def _promote(obs: Observed, token: str, handled: Mapping[str, Any]) -> Decision:
     phase = obs.phase
+    if phase == Phase.CANARY:
+        return _skip_canary_steps(token, handled)
     if phase not in {Phase.PENDING, Phase.DEPLOYING, Phase.EVALUATING, Phase.EVALUATION_FAILED}:
         return _ignored(obs, "promote", handled)
     msg = f"manual promotion requested by {s.ANNOTATION_PROMOTE}={token}; gates skipped"
@@ -90,6 +94,21 @@ def _promote(obs: Observed, token: str, handled: Mapping[str, Any]) -> Decision:
         msg,
         (Action.DELETE_JOB,),
         status,
+        requeue=0.5,
+        event=Event("Normal", "ManualPromotion", msg),
+    )
+
+
+def _skip_canary_steps(token: str, handled: Mapping[str, Any]) -> Decision:
+    """A person ends a passing canary early: the rest of the steps are skipped and the
+    version is promoted like a canary that passed (full capacity first, then the switch)."""
+    msg = f"canary steps skipped by {s.ANNOTATION_PROMOTE}={token}; promoting"
+    return Decision(
+        Phase.PROMOTING,
+        "ManualPromotion",
+        msg,
+        (Action.ENSURE_SERVER,),
+        {**handled, "manualPromotion": True},
         requeue=0.5,
         event=Event("Normal", "ManualPromotion", msg),
     )

@@ -207,6 +207,19 @@ def test_every_other_exit_from_the_canary_restores_the_stable_route_first(
     assert d.Action.SET_WEIGHT not in out.actions
 
 
+def test_promote_annotation_skips_the_remaining_steps_without_restoring_the_route() -> None:
+    obs = observe(Phase.CANARY, status=in_step(0, T0), annotations={s.ANNOTATION_PROMOTE: "now"})
+    out = d.decide(obs)
+    assert (out.phase, out.reason) == (Phase.PROMOTING, "ManualPromotion")
+    assert out.actions == (d.Action.ENSURE_SERVER,)
+    assert out.status["handled"] == {"promote": "now"}
+    assert out.event is not None
+    assert "canary steps skipped" in out.event.message
+    # Acted on once: the same value later changes nothing.
+    again = replace(obs, status={**obs.status, "handled": {"promote": "now"}})
+    assert d.decide(again).phase == Phase.CANARY
+
+
 def test_paused_canary_stays_and_touches_nothing() -> None:
     obs = observe(Phase.CANARY, status=in_step(0, T0), annotations={s.ANNOTATION_PAUSED: "true"})
     out = d.decide(obs)

@@ -14,12 +14,13 @@ local truthy = {["true"] = true, ["True"] = true, ["TRUE"] = true, ["yes"] = tru
 local paused = truthy[annotations["modelrollout.io/paused"]] == true
 
 -- In flight = the operator's IN_FLIGHT: abort and pause act there (a Canary too: abort
--- restores the stable route first). Promote skips the gates and is ignored once the
--- evaluation passed (Canary, Promoting); nothing acts on a Stable version, baking or not.
+-- restores the stable route first). Promote skips the gates before the canary and the
+-- remaining steps during it; it is ignored in Promoting, and nothing acts on a Stable
+-- version, baking or not.
 local inFlight = phase == "Pending" or phase == "Deploying" or phase == "Evaluating"
   or phase == "Canary" or phase == "Promoting"
 local promotable = phase == "Pending" or phase == "Deploying" or phase == "Evaluating"
-  or phase == "EvaluationFailed"
+  or phase == "Canary" or phase == "EvaluationFailed"
 local retryable = phase == "EvaluationFailed" or phase == "RolledBack" or phase == "Failed"
   or phase == "Superseded"
 
