@@ -170,8 +170,8 @@ def canary_story(kubectl: Any, artifacts: dict[Any, Any], phase: Callable[[str],
     answers those 400, the scaling-only ones answer them)."""
     from tests.cluster.rollout import apply_obj, wait_phase
     from tests.conftest import wait_for
+    from tests.e2e.canary_world import SwitchableLoad
     from tests.e2e.rollout_world import service_address, version_obj
-    from tests.e2e.test_rollout_bake import SwitchableLoad
 
     def reason_is(name: str, reason: str) -> bool:
         got = phase(name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -148,3 +149,15 @@ def rollback_timing(
             last_answer_after(report["intervalEnd"], later[:1]) or 0.0, 2
         ),
     }
+
+
+class SwitchableLoad:
+    """The shared load generator through the stable Service: normal rows until ``glitch`` is
+    set, then every 5th call a glitched row (tag "odd") that v1 answers and v2 refuses."""
+
+    def __init__(self, host: str) -> None:
+        self.glitch = threading.Event()
+        self.traffic = Traffic(host, "iris", self.pick, pause=0.03).start()
+
+    def pick(self, i: int) -> tuple[list[float], str]:
+        return cycle(ROWS, GLITCH, 5 if self.glitch.is_set() else 0)(i)

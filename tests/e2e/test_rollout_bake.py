@@ -7,7 +7,6 @@ rolled back, while a load generator calls the stable Service the whole time.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -21,11 +20,9 @@ from tests.cluster.rollout import (
     wait_phase,
 )
 from tests.conftest import Kubectl, wait_for
-from tests.e2e.canary_world import GLITCH, ROWS, train_log_artifact
+from tests.e2e.canary_world import SwitchableLoad, train_log_artifact
 from tests.e2e.rollout_world import Artifact, service_address, train_artifacts, version_obj
 from tests.e2e.test_rollout import SLOW, model_status, stable_is, start_with_v1
-
-from modelrollout.traffic import Traffic, cycle
 
 pytestmark = pytest.mark.e2e
 
@@ -46,18 +43,6 @@ BAKE_SECONDS = 40
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[Any, Artifact]:
     directory = tmp_path_factory.mktemp("artifacts")
     return {**train_artifacts(directory), "log": train_log_artifact(directory)}
-
-
-class SwitchableLoad:
-    """The shared load generator through the stable Service: normal rows until ``glitch`` is
-    set, then every 5th call a glitched row (tag "odd") that v1 answers and v2 refuses."""
-
-    def __init__(self, host: str) -> None:
-        self.glitch = threading.Event()
-        self.traffic = Traffic(host, "iris", self.pick, pause=0.03).start()
-
-    def pick(self, i: int) -> tuple[list[float], str]:
-        return cycle(ROWS, GLITCH, 5 if self.glitch.is_set() else 0)(i)
 
 
 def selected_version(kubectl: Kubectl, ns: str) -> str | None:
