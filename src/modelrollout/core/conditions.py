@@ -76,7 +76,8 @@ class ModelSummary:
 
 
 def summarize(stable_version: int | None, versions: Iterable[Sibling]) -> ModelSummary:
-    """Ready, Progressing, Degraded (newest version failed) or NoStableVersion."""
+    """Ready, Progressing (a version in flight, or the stable one baking), Degraded (newest
+    version failed) or NoStableVersion."""
     ordered = sorted(versions, key=lambda v: v.version)
     in_flight = [v for v in ordered if v.phase in IN_FLIGHT or not v.phase]
     newest = ordered[-1] if ordered else None
@@ -91,6 +92,10 @@ def summarize(stable_version: int | None, versions: Iterable[Sibling]) -> ModelS
         return ModelSummary("Degraded", msg, None, True, False)
     if stable_version is None:
         return ModelSummary("NoStableVersion", "no version serves yet", None, False, False)
+    if any(v.baking and v.version == stable_version for v in ordered):
+        # Still on probation: a sync wave must not move on while it can be rolled back.
+        msg = f"version {stable_version} serves; its bake window is running"
+        return ModelSummary("Progressing", msg, None, False, True)
     return ModelSummary("Ready", f"version {stable_version} serves", None, False, False)
 
 
