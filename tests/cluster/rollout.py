@@ -164,6 +164,16 @@ def get_json(kubectl: Kubectl, ns: str, *what: str) -> dict[str, Any]:
     return dict(json.loads(out.stdout)) if out.returncode == 0 else {}
 
 
+def try_apply(kubectl: Kubectl, ns: str, obj: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """``kubectl apply`` that may be refused: the process, for its return code and stderr."""
+    return kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(obj), check=False)
+
+
+def get_stored(kubectl: Kubectl, ns: str, kind: str, name: str) -> dict[str, Any]:
+    """The object as the API server stores it (fails when it is missing)."""
+    return dict(json.loads(kubectl("get", kind, name, "-n", ns, "-o", "json").stdout))
+
+
 def apply_obj(kubectl: Kubectl, ns: str, obj: dict[str, Any]) -> None:
     kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(obj))
 

@@ -9,19 +9,10 @@ from typing import Any
 import pytest
 
 from modelrollout.core.alerts import Format, webhooks_from_spec
-from tests.cluster.rollout import install_crds, iris_model
+from tests.cluster.rollout import iris_model, try_apply
 from tests.conftest import Kubectl
 
-pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module", autouse=True)
-def crds(kubectl: Kubectl) -> None:
-    install_crds(kubectl)
-
-
-def apply(kubectl: Kubectl, ns: str, obj: dict[str, Any]) -> Any:
-    return kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(obj), check=False)
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crds")]
 
 
 def test_webhooks_are_stored_with_defaults(kubectl: Kubectl, namespace: str) -> None:
@@ -34,7 +25,7 @@ def test_webhooks_are_stored_with_defaults(kubectl: Kubectl, namespace: str) -> 
             "events": ["BakeFailed"],
         },
     ]
-    assert apply(kubectl, namespace, iris_model(alerts={"webhooks": hooks})).returncode == 0
+    assert try_apply(kubectl, namespace, iris_model(alerts={"webhooks": hooks})).returncode == 0
     out = kubectl("get", "model", "iris", "-n", namespace, "-o", "json").stdout
     ops, chat = webhooks_from_spec(json.loads(out)["spec"])
     assert (ops.format, ops.events) == (Format.JSON, {"EvaluationFailed", "Promoted", "RolledBack"})
@@ -58,13 +49,13 @@ def test_webhooks_are_stored_with_defaults(kubectl: Kubectl, namespace: str) -> 
 def test_bad_webhooks_are_refused(
     kubectl: Kubectl, namespace: str, hook: dict[str, Any], words: str
 ) -> None:
-    result = apply(kubectl, namespace, iris_model(alerts={"webhooks": [hook]}))
+    result = try_apply(kubectl, namespace, iris_model(alerts={"webhooks": [hook]}))
     assert result.returncode != 0
     assert words in result.stderr
 
 
 def test_webhook_names_are_unique(kubectl: Kubectl, namespace: str) -> None:
     hooks = [{"name": "a", "url": "http://example.com/1"}, {"name": "a", "url": "http://x.io/"}]
-    result = apply(kubectl, namespace, iris_model(alerts={"webhooks": hooks}))
+    result = try_apply(kubectl, namespace, iris_model(alerts={"webhooks": hooks}))
     assert result.returncode != 0
     assert "Duplicate value" in result.stderr

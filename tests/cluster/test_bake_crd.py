@@ -4,53 +4,39 @@ one, bounds, and a bake status that survives a status write (not pruned)."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 from modelrollout.core import spec as s
-from tests.cluster.rollout import install_crds, iris_model, iris_version
+from tests.cluster.rollout import get_stored, iris_model, iris_version, try_apply
 from tests.conftest import Kubectl
 
-pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module", autouse=True)
-def crds(kubectl: Kubectl) -> None:
-    install_crds(kubectl)
-
-
-def apply(kubectl: Kubectl, ns: str, obj: dict[str, Any]) -> Any:
-    return kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(obj), check=False)
-
-
-def get(kubectl: Kubectl, ns: str, kind: str, name: str) -> dict[str, Any]:
-    return dict(json.loads(kubectl("get", kind, name, "-n", ns, "-o", "json").stdout))
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crds")]
 
 
 def test_bake_defaults_to_off_and_the_version_override_wins(
     kubectl: Kubectl, namespace: str
 ) -> None:
-    assert apply(kubectl, namespace, iris_model()).returncode == 0
-    model = s.model_from_body(get(kubectl, namespace, "model", "iris"))
+    assert try_apply(kubectl, namespace, iris_model()).returncode == 0
+    model = s.model_from_body(get_stored(kubectl, namespace, "model", "iris"))
     assert model.bake_seconds == 0
     plain, baked = iris_version(1), iris_version(2)
     baked["spec"]["promotion"] = {"bakeSeconds": 45}
-    assert apply(kubectl, namespace, plain).returncode == 0
-    assert apply(kubectl, namespace, baked).returncode == 0
-    assert s.version_from_body(get(kubectl, namespace, "mv", "iris-v1")).bake_seconds is None
-    assert s.version_from_body(get(kubectl, namespace, "mv", "iris-v2")).bake_seconds == 45
+    assert try_apply(kubectl, namespace, plain).returncode == 0
+    assert try_apply(kubectl, namespace, baked).returncode == 0
+    assert s.version_from_body(get_stored(kubectl, namespace, "mv", "iris-v1")).bake_seconds is None
+    assert s.version_from_body(get_stored(kubectl, namespace, "mv", "iris-v2")).bake_seconds == 45
 
 
 def test_negative_bake_is_refused(kubectl: Kubectl, namespace: str) -> None:
-    out = apply(kubectl, namespace, iris_model(promotion={"bakeSeconds": -1}))
+    out = try_apply(kubectl, namespace, iris_model(promotion={"bakeSeconds": -1}))
     assert out.returncode != 0
     assert "spec.promotion.bakeSeconds" in out.stderr
 
 
 def test_bake_status_is_stored_whole(kubectl: Kubectl, namespace: str) -> None:
-    assert apply(kubectl, namespace, iris_model()).returncode == 0
-    assert apply(kubectl, namespace, iris_version(1)).returncode == 0
+    assert try_apply(kubectl, namespace, iris_model()).returncode == 0
+    assert try_apply(kubectl, namespace, iris_version(1)).returncode == 0
     bake = {
         "previousVersion": 1,
         "previousName": "iris-v1",
@@ -74,6 +60,6 @@ def test_bake_status_is_stored_whole(kubectl: Kubectl, namespace: str) -> None:
         "-p",
         patch,
     )
-    status = get(kubectl, namespace, "mv", "iris-v1")["status"]
+    status = get_stored(kubectl, namespace, "mv", "iris-v1")["status"]
     assert status["bake"] == bake
     assert status["canary"]["stableTotals"] == bake["baseline"]

@@ -3,16 +3,15 @@ and exactly what ``spec.merged_canary`` reads back."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
 from modelrollout.core import spec as s
-from tests.cluster.rollout import install_crds, iris_model, iris_version
+from tests.cluster.rollout import get_stored, iris_model, iris_version, try_apply
 from tests.conftest import Kubectl
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crds")]
 
 POLICY = {
     "steps": [{"weight": 10}, {"weight": 50, "durationSeconds": 30}],
@@ -23,29 +22,16 @@ POLICY = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def crds(kubectl: Kubectl) -> None:
-    install_crds(kubectl)
-
-
-def apply(kubectl: Kubectl, ns: str, obj: dict[str, Any]) -> Any:
-    return kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(obj), check=False)
-
-
-def get(kubectl: Kubectl, ns: str, kind: str, name: str) -> dict[str, Any]:
-    return dict(json.loads(kubectl("get", kind, name, "-n", ns, "-o", "json").stdout))
-
-
 def test_canary_policy_is_kept_with_defaults_and_merged_with_the_override(
     kubectl: Kubectl, namespace: str
 ) -> None:
-    assert apply(kubectl, namespace, iris_model(canary=POLICY)).returncode == 0
+    assert try_apply(kubectl, namespace, iris_model(canary=POLICY)).returncode == 0
     version = iris_version(1)
     version["spec"]["canary"] = {"analysis": {"minRequests": 5, "intervalSeconds": 7}}
     # The override's schema has no defaults: a field it leaves out keeps the Model's value.
-    assert apply(kubectl, namespace, version).returncode == 0
-    model = s.model_from_body(get(kubectl, namespace, "model", "iris"))
-    stored = s.version_from_body(get(kubectl, namespace, "mv", "iris-v1"))
+    assert try_apply(kubectl, namespace, version).returncode == 0
+    model = s.model_from_body(get_stored(kubectl, namespace, "model", "iris"))
+    stored = s.version_from_body(get_stored(kubectl, namespace, "mv", "iris-v1"))
     analysis = model.canary["analysis"]
     assert analysis["thresholds"] == POLICY["analysis"]["thresholds"]  # not pruned
     assert (analysis["intervalSeconds"], analysis["maxInconclusiveSeconds"]) == (30, 300)
@@ -70,7 +56,7 @@ def test_canary_policy_is_kept_with_defaults_and_merged_with_the_override(
 def test_bad_canary_policy_is_refused_by_name(
     kubectl: Kubectl, namespace: str, policy: dict[str, Any], words: str
 ) -> None:
-    out = apply(kubectl, namespace, iris_model(canary=policy))
+    out = try_apply(kubectl, namespace, iris_model(canary=policy))
     assert out.returncode != 0
     assert "spec.canary" in out.stderr
     assert words in out.stderr
@@ -83,12 +69,12 @@ def test_evaluation_override_keeps_the_models_values_it_leaves_out(
     model_obj = iris_model()
     model_obj["spec"]["evaluation"]["timeoutSeconds"] = 120
     model_obj["spec"]["evaluation"]["dataset"]["format"] = "csv"
-    assert apply(kubectl, namespace, model_obj).returncode == 0
+    assert try_apply(kubectl, namespace, model_obj).returncode == 0
     version = iris_version(1)
     version["spec"]["evaluation"] = {"dataset": {"uri": "file:///data/other.csv"}}
-    assert apply(kubectl, namespace, version).returncode == 0
-    model = s.model_from_body(get(kubectl, namespace, "model", "iris"))
-    stored = s.version_from_body(get(kubectl, namespace, "mv", "iris-v1"))
+    assert try_apply(kubectl, namespace, version).returncode == 0
+    model = s.model_from_body(get_stored(kubectl, namespace, "model", "iris"))
+    stored = s.version_from_body(get_stored(kubectl, namespace, "mv", "iris-v1"))
     merged = s.merged_evaluation(model.evaluation, stored.evaluation)
     assert merged.timeout_seconds == 120
     assert merged.dataset is not None

@@ -3,16 +3,15 @@ ModelVersion override), read back by ``spec.merged_canary``, bad queries refused
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
 from modelrollout.core import spec as s
-from tests.cluster.rollout import install_crds, iris_model, iris_version
+from tests.cluster.rollout import get_stored, iris_model, iris_version, try_apply
 from tests.conftest import Kubectl
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crds")]
 
 QUERY = {
     "name": "errorRatio",
@@ -23,19 +22,6 @@ QUERY = {
 PROMETHEUS = {"address": "http://prometheus.monitoring:9090", "queries": [QUERY]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def crds(kubectl: Kubectl) -> None:
-    install_crds(kubectl)
-
-
-def apply(kubectl: Kubectl, ns: str, obj: dict[str, Any]) -> Any:
-    return kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(obj), check=False)
-
-
-def get(kubectl: Kubectl, ns: str, kind: str, name: str) -> dict[str, Any]:
-    return dict(json.loads(kubectl("get", kind, name, "-n", ns, "-o", "json").stdout))
-
-
 def _canary(prometheus: dict[str, Any]) -> dict[str, Any]:
     return {"steps": [{"weight": 50}], "analysis": {"prometheus": prometheus}}
 
@@ -43,15 +29,15 @@ def _canary(prometheus: dict[str, Any]) -> dict[str, Any]:
 def test_prometheus_policy_is_stored_and_the_override_replaces_it(
     kubectl: Kubectl, namespace: str
 ) -> None:
-    out = apply(kubectl, namespace, iris_model(canary=_canary(PROMETHEUS)))
+    out = try_apply(kubectl, namespace, iris_model(canary=_canary(PROMETHEUS)))
     assert out.returncode == 0, out.stderr
     override = {"address": "http://other:9090", "queries": [{**QUERY, "name": "e", "min": 0}]}
     version = iris_version(1)
     version["spec"]["canary"] = {"analysis": {"prometheus": override}}
-    out = apply(kubectl, namespace, version)
+    out = try_apply(kubectl, namespace, version)
     assert out.returncode == 0, out.stderr
-    model = s.model_from_body(get(kubectl, namespace, "model", "iris"))
-    stored = s.version_from_body(get(kubectl, namespace, "mv", "iris-v1"))
+    model = s.model_from_body(get_stored(kubectl, namespace, "model", "iris"))
+    stored = s.version_from_body(get_stored(kubectl, namespace, "mv", "iris-v1"))
     assert model.canary["analysis"]["prometheus"] == PROMETHEUS  # not pruned, nothing added
     assert stored.canary["analysis"]["prometheus"] == override
     own = s.merged_canary(model.canary, {}).prometheus
@@ -92,7 +78,7 @@ def test_prometheus_policy_is_stored_and_the_override_replaces_it(
 def test_bad_prometheus_policy_is_refused_by_name(
     kubectl: Kubectl, namespace: str, change: dict[str, Any], words: str
 ) -> None:
-    out = apply(kubectl, namespace, iris_model(canary=_canary({**PROMETHEUS, **change})))
+    out = try_apply(kubectl, namespace, iris_model(canary=_canary({**PROMETHEUS, **change})))
     assert out.returncode != 0
     assert "spec.canary.analysis.prometheus" in out.stderr
     assert words in out.stderr, out.stderr

@@ -3,40 +3,31 @@
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 import pytest
 
-from tests.cluster.rollout import REPO, install_crds, iris_model, iris_version
+from tests.cluster.rollout import (
+    REPO,
+    get_stored,
+    iris_model,
+    iris_version,
+    try_apply,
+)
 from tests.conftest import Kubectl
 
-pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module", autouse=True)
-def crds(kubectl: Kubectl) -> None:
-    install_crds(kubectl)
-
-
-def apply(kubectl: Kubectl, ns: str, obj: dict[str, Any]) -> Any:
-    return kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(obj), check=False)
-
-
-def get(kubectl: Kubectl, ns: str, kind: str, name: str) -> dict[str, Any]:
-    out = kubectl("get", kind, name, "-n", ns, "-o", "json").stdout
-    return dict(json.loads(out))
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crds")]
 
 
 def test_valid_objects_are_stored_with_defaults(kubectl: Kubectl, namespace: str) -> None:
-    assert apply(kubectl, namespace, iris_model()).returncode == 0
-    assert apply(kubectl, namespace, iris_version(1)).returncode == 0
-    model = get(kubectl, namespace, "model", "iris")
+    assert try_apply(kubectl, namespace, iris_model()).returncode == 0
+    assert try_apply(kubectl, namespace, iris_version(1)).returncode == 0
+    model = get_stored(kubectl, namespace, "model", "iris")
     assert model["spec"]["runtime"] == "sklearn"
     assert model["spec"]["replicas"] == 1
     assert model["spec"]["evaluation"]["dataset"]["format"] == "auto"
     assert model["spec"]["evaluation"]["timeoutSeconds"] == 600
-    version = get(kubectl, namespace, "mv", "iris-v1")
+    version = get_stored(kubectl, namespace, "mv", "iris-v1")
     assert version["spec"]["artifact"]["format"] == "skops"
     assert version["spec"]["artifact"]["allowUnsafeFormats"] is False
     table = kubectl("get", "modelrollout", "-n", namespace).stdout
@@ -104,7 +95,7 @@ def test_invalid_version_is_rejected_naming_the_field(
 ) -> None:
     bad = copy.deepcopy(iris_version(9))
     mutate(bad)
-    result = apply(kubectl, namespace, bad)
+    result = try_apply(kubectl, namespace, bad)
     assert result.returncode != 0
     assert field in result.stderr
     assert words in result.stderr
@@ -112,10 +103,10 @@ def test_invalid_version_is_rejected_naming_the_field(
 
 
 def test_spec_of_a_version_is_immutable(kubectl: Kubectl, namespace: str) -> None:
-    assert apply(kubectl, namespace, iris_version(1)).returncode == 0
+    assert try_apply(kubectl, namespace, iris_version(1)).returncode == 0
     changed = iris_version(1)
     changed["spec"]["artifact"]["sha256"] = "1" * 64
-    result = apply(kubectl, namespace, changed)
+    result = try_apply(kubectl, namespace, changed)
     assert result.returncode != 0
     assert "spec is immutable" in result.stderr
 
@@ -123,8 +114,8 @@ def test_spec_of_a_version_is_immutable(kubectl: Kubectl, namespace: str) -> Non
 def test_status_is_a_subresource(kubectl: Kubectl, namespace: str) -> None:
     obj = iris_version(1)
     obj["status"] = {"phase": "Stable"}
-    assert apply(kubectl, namespace, obj).returncode == 0
-    assert "status" not in get(kubectl, namespace, "mv", "iris-v1")
+    assert try_apply(kubectl, namespace, obj).returncode == 0
+    assert "status" not in get_stored(kubectl, namespace, "mv", "iris-v1")
 
 
 def test_examples_are_valid(kubectl: Kubectl, namespace: str) -> None:

@@ -18,22 +18,21 @@ from modelrollout.core import spec as s
 from modelrollout.core.builders import Owner
 from modelrollout.operator.kube import Kube
 from modelrollout.operator.routers import RouteError, RouteRouter
-from tests.cluster.rollout import install_crds, install_operator_rbac, iris_model
+from tests.cluster.rollout import (
+    get_stored,
+    install_operator_rbac,
+    iris_model,
+    try_apply,
+)
 from tests.conftest import Kubectl, wait_for
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crds", "peer_crds")]
 
 ROUTERS = {
     "HTTPRoute": {"router": "gateway-api", "gatewayAPI": {"parentRefs": [{"name": "edge"}]}},
     "GRPCRoute": {"router": "gateway-api", "gatewayAPI": {"kind": "GRPCRoute"}},
     "VirtualService": {"router": "istio", "istio": {"gateways": ["mesh"]}},
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def crds(kubectl: Kubectl, peer_crds: list[str]) -> list[str]:
-    install_crds(kubectl)
-    return peer_crds
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +50,10 @@ def kube_from(kubeconfig: Any) -> Iterator[Kube]:
 def iris(kubectl: Kubectl, namespace: str) -> Owner:
     """The Model that owns the routes, really stored: the garbage collector deletes an object
     whose owner reference names a uid that does not exist (as soon as it watches the kind)."""
-    assert apply(kubectl, namespace, iris_model()).returncode == 0
-    return Owner("Model", "iris", get(kubectl, namespace, "model", "iris")["metadata"]["uid"])
+    assert try_apply(kubectl, namespace, iris_model()).returncode == 0
+    return Owner(
+        "Model", "iris", get_stored(kubectl, namespace, "model", "iris")["metadata"]["uid"]
+    )
 
 
 def router(kube: Kube, ns: str, raw: dict[str, Any], owner: Owner) -> RouteRouter:
@@ -61,10 +62,6 @@ def router(kube: Kube, ns: str, raw: dict[str, Any], owner: Owner) -> RouteRoute
     assert target is not None
     params = r.RouteParams(ns, "iris", owner, traffic)
     return RouteRouter(kube, ns, target, lambda stable: r.owned_route(params, stable))
-
-
-def get(kubectl: Kubectl, ns: str, kind: str, name: str) -> dict[str, Any]:
-    return dict(json.loads(kubectl("get", kind, name, "-n", ns, "-o", "json").stdout))
 
 
 def backends(kind: r.RouteKind, route: dict[str, Any]) -> list[list[tuple[str, int | None]]]:
@@ -92,7 +89,7 @@ def test_owned_route_is_created_walked_and_switched_through_the_api_server(
         30,
         30,
     )
-    stored = get(kubectl, namespace, rk.plural + "." + rk.group, "iris")
+    stored = get_stored(kubectl, namespace, rk.plural + "." + rk.group, "iris")
     assert stored["metadata"]["ownerReferences"][0]["kind"] == "Model"
     assert stored["metadata"]["labels"]["modelrollout.io/model"] == "iris"
     rules = 2 if rk.istio else 1
@@ -101,7 +98,7 @@ def test_owned_route_is_created_walked_and_switched_through_the_api_server(
     switched = routed.switch(["iris-v1", "iris-v2"], "iris-v2")
     assert switched.problem is None
     assert (switched.route["stableWeight"], switched.route["canaryWeight"]) == (100, 0)
-    stored = get(kubectl, namespace, rk.plural + "." + rk.group, "iris")
+    stored = get_stored(kubectl, namespace, rk.plural + "." + rk.group, "iris")
     assert backends(rk, stored) == [[("iris-v2", 100)]] * rules
 
 
@@ -139,7 +136,7 @@ def test_a_persons_route_keeps_everything_but_our_two_weights(
     admin: Kube, kubectl: Kubectl, namespace: str, iris: Owner
 ) -> None:
     kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(PERSONS_ROUTE))
-    before = get(kubectl, namespace, "httproute", "shop")
+    before = get_stored(kubectl, namespace, "httproute", "shop")
     routed = router(
         admin, namespace, {"router": "gateway-api", "gatewayAPI": {"routeName": "shop"}}, iris
     )
@@ -148,7 +145,7 @@ def test_a_persons_route_keeps_everything_but_our_two_weights(
     # The pair keeps its 300 of the rule: 210 stable, 90 canary (30 %); legacy keeps 100.
     assert (report.route["stableWeight"], report.route["canaryWeight"]) == (210, 90)
     assert report.route["owned"] is False
-    during = get(kubectl, namespace, "httproute", "shop")
+    during = get_stored(kubectl, namespace, "httproute", "shop")
     expected = copy.deepcopy(before["spec"])
     pair = expected["rules"][1]["backendRefs"]
     pair[1]["weight"] = 210
@@ -157,7 +154,7 @@ def test_a_persons_route_keeps_everything_but_our_two_weights(
     assert during["metadata"]["labels"] == {"team": "shop"}
     assert "ownerReferences" not in during["metadata"]
     routed.restore(r.Split("iris-v1", "iris-v2"))
-    after = get(kubectl, namespace, "httproute", "shop")
+    after = get_stored(kubectl, namespace, "httproute", "shop")
     assert after["spec"] == before["spec"]
 
 
@@ -209,20 +206,19 @@ def test_the_operators_own_rbac_writes_every_kind_of_route(
             assert report.canary_percent == 20
 
 
-def apply(kubectl: Kubectl, ns: str, obj: dict[str, Any]) -> Any:
-    return kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(obj), check=False)
-
-
 def test_traffic_spec_is_stored_with_defaults(kubectl: Kubectl, namespace: str) -> None:
     traffic = {"router": "gateway-api", "gatewayAPI": {"parentRefs": [{"name": "edge"}]}}
-    assert apply(kubectl, namespace, iris_model(traffic=traffic)).returncode == 0
-    stored = s.model_from_body(get(kubectl, namespace, "model", "iris")).traffic
+    assert try_apply(kubectl, namespace, iris_model(traffic=traffic)).returncode == 0
+    stored = s.model_from_body(get_stored(kubectl, namespace, "model", "iris")).traffic
     assert stored.router is s.Router.GATEWAY_API
     assert stored.gateway_api == s.GatewayAPISpec("HTTPRoute", None, ({"name": "edge"},))
     plain = iris_model()
     plain["metadata"]["name"] = "plain"
-    assert apply(kubectl, namespace, plain).returncode == 0
-    assert s.model_from_body(get(kubectl, namespace, "model", "plain")).traffic == s.TrafficSpec()
+    assert try_apply(kubectl, namespace, plain).returncode == 0
+    assert (
+        s.model_from_body(get_stored(kubectl, namespace, "model", "plain")).traffic
+        == s.TrafficSpec()
+    )
 
 
 @pytest.mark.parametrize(
@@ -250,6 +246,6 @@ def test_traffic_spec_is_stored_with_defaults(kubectl: Kubectl, namespace: str) 
 def test_bad_traffic_spec_is_refused(
     kubectl: Kubectl, namespace: str, traffic: dict[str, Any], message: str
 ) -> None:
-    out = apply(kubectl, namespace, iris_model(traffic=traffic))
+    out = try_apply(kubectl, namespace, iris_model(traffic=traffic))
     assert out.returncode != 0
     assert message in out.stderr, out.stderr
