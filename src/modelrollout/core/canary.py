@@ -19,6 +19,7 @@ from typing import Any
 
 from modelrollout.core import analysis
 from modelrollout.core import prometheus as prom
+from modelrollout.core.limits import first_breach
 
 METRICS = ("errorRate", "latencyP99Seconds", "psi", "jsDistance")
 """Gated metrics: the canary's error rate and p99, and its drift from stable."""
@@ -244,15 +245,10 @@ def _prometheus_breaches(
 def _breach(th: Threshold, value: float | None, stable: float | None) -> Breach | None:
     if value is None:  # no observation of this metric (e.g. no predictions): nothing to gate
         return None
-    if th.max is not None and value > th.max:
-        return Breach(th.metric, value, th.max, "max", stable)
-    if stable is None:
-        return None
-    if th.max_increase is not None and value - stable > th.max_increase:
-        return Breach(th.metric, value, stable + th.max_increase, "maxIncrease", stable)
-    if th.max_ratio is not None and stable > 0 and value / stable > th.max_ratio:
-        return Breach(th.metric, value, stable * th.max_ratio, "maxRatio", stable)
-    return None
+    hit = first_breach(
+        value, stable, max=th.max, max_increase=th.max_increase, max_ratio=th.max_ratio
+    )
+    return None if hit is None else Breach(th.metric, value, hit.threshold, hit.kind, stable)
 
 
 class Kind(StrEnum):

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from modelrollout.core.limits import first_breach
+
 PLACEHOLDERS = ("model", "namespace", "version", "interval")
 """``{{name}}`` placeholders a query template may use."""
 MAX_QUERIES = 10
@@ -185,15 +187,15 @@ class Breached:
 
 def breach(query: Query, canary: float, stable: float) -> Breached | None:
     """The first limit (max, min, maxIncrease, maxRatio) the canary's value breaks."""
-    if query.max is not None and canary > query.max:
-        return Breached(canary, query.max, "max")
-    if query.min is not None and canary < query.min:
-        return Breached(canary, query.min, "min")
-    if query.max_increase is not None and canary - stable > query.max_increase:
-        return Breached(canary, stable + query.max_increase, "maxIncrease")
-    if query.max_ratio is not None and stable > 0 and canary / stable > query.max_ratio:
-        return Breached(canary, stable * query.max_ratio, "maxRatio")
-    return None
+    hit = first_breach(
+        canary,
+        stable,
+        max=query.max,
+        min=query.min,
+        max_increase=query.max_increase,
+        max_ratio=query.max_ratio,
+    )
+    return None if hit is None else Breached(canary, hit.threshold, hit.kind)
 
 
 def values(results: PrometheusResults) -> dict[str, float | None]:
