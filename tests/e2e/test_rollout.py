@@ -43,8 +43,14 @@ def stable_is(kubectl: Kubectl, ns: str, version: int) -> bool:
     ) == {str(version)}
 
 
-def start_with_v1(kubectl: Kubectl, ns: str, artifacts: dict[int, Artifact]) -> dict[str, Any]:
-    apply_obj(kubectl, ns, iris_model())
+def start_with_v1(
+    kubectl: Kubectl,
+    ns: str,
+    artifacts: dict[int, Artifact],
+    model: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Model (the example iris one unless given) with v1 stable and serving."""
+    apply_obj(kubectl, ns, model or iris_model())
     apply_obj(kubectl, ns, version_obj(1, artifacts[1]))
     mv = wait_phase(kubectl, ns, "iris-v1", {"Stable", "Failed", "EvaluationFailed"}, SLOW)
     assert mv["status"]["phase"] == "Stable", mv["status"]

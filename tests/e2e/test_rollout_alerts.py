@@ -25,7 +25,7 @@ from tests.conftest import Kubectl, wait_for
 from tests.e2e.canary_world import load as start_load
 from tests.e2e.canary_world import train_log_artifact
 from tests.e2e.rollout_world import Artifact, service_address, train_artifacts, version_obj
-from tests.e2e.test_rollout import SLOW, stable_is
+from tests.e2e.test_rollout import SLOW, stable_is, start_with_v1
 from tests.e2e.test_rollout_canary import ANALYSIS
 from tests.webhooks import Receiver
 
@@ -147,11 +147,7 @@ def test_canary_rollback_alerts_with_the_breach_and_metrics_show_the_weight(
     artifacts: dict[Any, Artifact],
     receiver: Receiver,
 ) -> None:
-    apply_obj(kubectl, namespace, alerting_model(receiver, namespace))
-    apply_obj(kubectl, namespace, version_obj(1, artifacts[1]))
-    mv = wait_phase(kubectl, namespace, "iris-v1", {"Stable", "Failed", "EvaluationFailed"}, SLOW)
-    assert mv["status"]["phase"] == "Stable", mv["status"]
-    wait_for("v1 serving", lambda: stable_is(kubectl, namespace, 1), timeout=60)
+    start_with_v1(kubectl, namespace, artifacts, alerting_model(receiver, namespace))
     load = start_load(service_address(kubectl, namespace), glitch_every=5)
     weights: list[float | None] = []
     try:
