@@ -52,6 +52,17 @@ def pair(artifacts: dict[str, Trained], workdir: Path) -> Iterator[tuple[Server,
         assert server.stop() == 0, server.log()
 
 
+def scrape_both(prometheus: PrometheusServer, pair: tuple[Server, Server]) -> None:
+    """Prometheus scrapes the stable server as version 1 and the canary as version 2."""
+    prometheus.set_targets(
+        [
+            TargetGroup((f"{HOST}:{s.rest_port}",), {"model": "iris", "version": v})
+            for s, v in zip(pair, ("1", "2"), strict=True)
+        ]
+    )
+    prometheus.wait_targets_up(2)
+
+
 def _send(server: Server, good: int, bad: int) -> None:
     """``good`` answered and ``bad`` rejected predict calls, the bad ones spread evenly."""
     every = (good + bad) // bad if bad else 0
@@ -74,14 +85,8 @@ def _total(prometheus: PrometheusServer, version: int) -> float | None:
 def test_provider_numbers_match_the_traffic(
     prometheus: PrometheusServer, pair: tuple[Server, Server]
 ) -> None:
+    scrape_both(prometheus, pair)
     stable, canary = pair
-    prometheus.set_targets(
-        [
-            TargetGroup((f"{HOST}:{s.rest_port}",), {"model": "iris", "version": v})
-            for s, v in ((stable, "1"), (canary, "2"))
-        ]
-    )
-    prometheus.wait_targets_up(2)
     before = {v: _total(prometheus, v) or 0.0 for v in (1, 2)}
     # Both series (OK and INVALID_ARGUMENT) exist before the interval, with counts large
     # enough that rate() does not cut its extrapolation at a counter start.
@@ -171,14 +176,7 @@ def spec_raw(spec: prom.PrometheusSpec) -> dict[str, object]:
 def test_unusable_answers_make_the_interval_inconclusive_naming_the_query(
     prometheus: PrometheusServer, pair: tuple[Server, Server], promql: str, words: str
 ) -> None:
-    stable, canary = pair
-    prometheus.set_targets(
-        [
-            TargetGroup((f"{HOST}:{s.rest_port}",), {"model": "iris", "version": v})
-            for s, v in ((stable, "1"), (canary, "2"))
-        ]
-    )
-    prometheus.wait_targets_up(2)
+    scrape_both(prometheus, pair)
     spec = prom.PrometheusSpec(prometheus.address, (prom.Query("probe", promql, max=1.0),))
     at = datetime.now(UTC)
     (result,) = PrometheusQuerier().results(spec, Subject("", "iris", 1, 2, 5), at).results
