@@ -239,7 +239,7 @@ def _prometheus_breaches(
         if r is None or r.canary is None or r.stable is None:
             continue
         b = prom.breach(query, r.canary, r.stable)
-        yield None if b is None else Breach(query.metric, b.value, b.threshold, b.kind, r.stable)
+        yield None if b is None else Breach(query.metric, r.canary, b.threshold, b.kind, r.stable)
 
 
 def _breach(th: Threshold, value: float | None, stable: float | None) -> Breach | None:

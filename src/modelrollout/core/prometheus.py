@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelrollout.core.limits import first_breach
+from modelrollout.core.limits import Hit, first_breach
 
 PLACEHOLDERS = ("model", "namespace", "version", "interval")
 """``{{name}}`` placeholders a query template may use."""
@@ -175,19 +175,9 @@ class PrometheusResults:
         return {r.name: r for r in self.results}
 
 
-@dataclass(frozen=True)
-class Breached:
-    """The limit a query's canary value broke (``core.canary.Breach`` carries it on)."""
-
-    value: float
-    threshold: float
-    kind: str
-    """``max``, ``min``, ``maxIncrease`` or ``maxRatio``."""
-
-
-def breach(query: Query, canary: float, stable: float) -> Breached | None:
+def breach(query: Query, canary: float, stable: float) -> Hit | None:
     """The first limit (max, min, maxIncrease, maxRatio) the canary's value breaks."""
-    hit = first_breach(
+    return first_breach(
         canary,
         stable,
         max=query.max,
@@ -195,7 +185,6 @@ def breach(query: Query, canary: float, stable: float) -> Breached | None:
         max_increase=query.max_increase,
         max_ratio=query.max_ratio,
     )
-    return None if hit is None else Breached(canary, hit.threshold, hit.kind)
 
 
 def values(results: PrometheusResults) -> dict[str, float | None]:
