@@ -104,7 +104,11 @@ def test_job_creates_its_pod(namespace: str, kubectl: Kubectl, k8s_api: Any) -> 
     assert owners(pods[0]) == [("Job", "eval")]
     assert pods[0].spec.restart_policy == "Never"
     batch: Any = client.BatchV1Api(k8s_api)
-    status = batch.read_namespaced_job_status("eval", namespace).status
+    # The Job controller creates the Pod first and counts it in the Job's status afterwards.
+    status = wait_for(
+        "the Job's status to count its Pod",
+        lambda: (s := batch.read_namespaced_job_status("eval", namespace).status).active and s,
+    )
     assert status.active == 1
 
 
